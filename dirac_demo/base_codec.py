@@ -1,0 +1,207 @@
+"""Base codecs behind one interface: image tensor -> :class:`Encoded` (real bytes) -> tensor.
+
+* :class:`JpegCodec`: libjpeg through Pillow, quality factor 1–100.
+* :class:`NeuralCodec`: a mean-scale hyperprior (Minnen et al. 2018) from CompressAI's layers
+  and entropy coders, made multi-rate by latent scaling (paper B.2, eq. 10):
+  s = α_s·λ_rate^β_s, y is multiplied by s before quantisation and divided by s after decoding.
+"""
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import asdict, dataclass
+
+import warnings
+
+import numpy as np
+import torch
+import torch.nn as nn
+from PIL import Image
+
+with warnings.catch_warnings():   # compressai's import uses the deprecated torch.jit.script
+    warnings.simplefilter("ignore", FutureWarning)
+    from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+    from compressai.layers import GDN
+    from compressai.models import CompressionModel
+    from compressai.models.utils import conv, deconv
+    from compressai.ops import quantize_ste
+
+from .bitstream import LMBDA_MAX, LMBDA_MIN, SCALE_STEP, Encoded
+from .errors import BitstreamError, InputError
+from .images import crop, pad_to_multiple, pil_to_tensor, tensor_to_pil
+
+LMBDA_REF = 0.0016   # the single-rate operating point of B.2; s(λ_ref) starts at 1
+
+
+class JpegCodec:
+    """JPEG via Pillow; the payload is exactly Pillow's JPEG file."""
+
+    name = "jpeg"
+
+    def compress(self, x: torch.Tensor, quality: int) -> Encoded:
+        """Encode a (1, 3, H, W) tensor in [0, 1] at quality factor ``quality``."""
+        quality = int(quality)
+        if not 1 <= quality <= 100:
+            raise InputError(f"JPEG quality factor must be in 1..100, got {quality}.")
+        buf = io.BytesIO()
+        tensor_to_pil(x).save(buf, format="JPEG", quality=quality)
+        h, w = x.shape[-2:]
+        return Encoded(codec="jpeg", width=w, height=h, chunks=[buf.getvalue()], quality=quality)
+
+    def decompress(self, enc: Encoded) -> torch.Tensor:
+        """Decode to a (1, 3, H, W) tensor in [0, 1]; a bad payload raises BitstreamError."""
+        if len(enc.chunks) != 1:
+            raise BitstreamError("A JPEG bitstream must hold exactly one payload chunk.")
+        try:
+            img = Image.open(io.BytesIO(enc.chunks[0]))
+            if img.format != "JPEG":
+                raise BitstreamError("The JPEG payload is not a JPEG file.")
+            img.load()
+        except BitstreamError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - Pillow raises many types on corrupt data
+            raise BitstreamError(f"The JPEG payload is corrupt ({type(exc).__name__}).") from exc
+        if img.size != (enc.width, enc.height):
+            raise BitstreamError("The JPEG payload's size does not match the header.")
+        return pil_to_tensor(img.convert("RGB"))
+
+
+@dataclass
+class CodecConfig:
+    """Neural codec architecture; stored next to the weights as JSON."""
+
+    N: int = 96
+    M: int = 128
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class NeuralCodec(CompressionModel):
+    """Multi-rate mean-scale hyperprior with latent scaling (B.2).
+
+    ``forward(x, lmbda)`` is the training path (mixed quantisation: the decoder sees
+    straight-through rounded latents, the rate term uses additive uniform noise);
+    ``compress``/``decompress`` produce and read real bytes with CompressAI's rANS coder.
+    """
+
+    name = "neural"
+    multiple = 64   # 4 stride-2 stages in g_a, 2 more in h_a
+
+    def __init__(self, config: CodecConfig | None = None) -> None:
+        super().__init__()
+        self.config = cfg = config or CodecConfig()
+        N, M = cfg.N, cfg.M
+        self.entropy_bottleneck = EntropyBottleneck(N)
+        self.gaussian_conditional = GaussianConditional(None)
+        self.g_a = nn.Sequential(conv(3, N), GDN(N), conv(N, N), GDN(N), conv(N, N), GDN(N), conv(N, M))
+        self.g_s = nn.Sequential(deconv(M, N), GDN(N, inverse=True), deconv(N, N), GDN(N, inverse=True),
+                                 deconv(N, N), GDN(N, inverse=True), deconv(N, 3))
+        self.h_a = nn.Sequential(conv(M, N, stride=1, kernel_size=3), nn.LeakyReLU(inplace=True),
+                                 conv(N, N), nn.LeakyReLU(inplace=True), conv(N, N))
+        self.h_s = nn.Sequential(deconv(N, M), nn.LeakyReLU(inplace=True), deconv(M, M * 3 // 2),
+                                 nn.LeakyReLU(inplace=True), conv(M * 3 // 2, M * 2, stride=1, kernel_size=3))
+        # eq. (10): s = α_s · λ^β_s, parametrised in log space so s stays positive
+        self.log_alpha = nn.Parameter(torch.tensor(0.5 * math.log(LMBDA_REF)))
+        self.beta = nn.Parameter(torch.tensor(-0.5))
+
+    # ---- latent scaling -------------------------------------------------------------
+    def scale(self, lmbda: float | torch.Tensor) -> torch.Tensor:
+        """s(λ) quantised to the 16-bit grid that travels in the bitstream (straight-through)."""
+        lam = torch.as_tensor(lmbda, dtype=torch.float32, device=self.beta.device)
+        s = torch.exp(self.log_alpha + self.beta * torch.log(lam))
+        s_q = torch.clamp(torch.round(s * SCALE_STEP), 1, 65535) / SCALE_STEP
+        return s + (s_q - s).detach()
+
+    def scale_q(self, lmbda: float) -> int:
+        """The integer sent in the bitstream for λ: round(s·1024)."""
+        return int(round(float(self.scale(lmbda).detach()) * SCALE_STEP))
+
+    # ---- training -------------------------------------------------------------------
+    def forward(self, x: torch.Tensor, lmbda: float) -> dict:
+        """Training path: reconstruction and likelihoods at rate λ (loss = D + λ·R)."""
+        s = self.scale(lmbda)
+        y = self.g_a(x) * s
+        z = self.h_a(y)
+        _, z_likelihoods = self.entropy_bottleneck(z)
+        z_offset = self.entropy_bottleneck._get_medians()
+        z_hat = quantize_ste(z - z_offset) + z_offset
+        scales_hat, means_hat = self.h_s(z_hat).chunk(2, 1)
+        _, y_likelihoods = self.gaussian_conditional(y, scales_hat, means=means_hat)
+        y_hat = quantize_ste(y - means_hat) + means_hat
+        x_hat = self.g_s(y_hat / s)
+        return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor, lmbda: float) -> torch.Tensor:
+        """The decoder's output at rate λ with hard quantisation, without entropy coding.
+
+        Equals ``decompress(compress(x))`` up to float rounding; used to make training pairs.
+        """
+        s = self.scale_q(lmbda) / SCALE_STEP
+        h, w = x.shape[-2:]
+        y = self.g_a(pad_to_multiple(x, self.multiple)) * s
+        z = self.h_a(y)
+        z_off = self.entropy_bottleneck._get_medians()
+        z_hat = torch.round(z - z_off) + z_off
+        scales_hat, means_hat = self.h_s(z_hat).chunk(2, 1)
+        y_hat = torch.round(y - means_hat) + means_hat
+        return crop(self.g_s(y_hat / s).clamp_(0, 1), h, w)
+
+    # ---- real bytes -----------------------------------------------------------------
+    @torch.no_grad()
+    def compress(self, x: torch.Tensor, lmbda: float) -> Encoded:  # type: ignore[override]
+        """Encode a (1, 3, H, W) tensor in [0, 1] at rate λ to real entropy-coded bytes."""
+        if not LMBDA_MIN * 0.999 <= lmbda <= LMBDA_MAX * 1.001:
+            raise InputError(f"λ_rate must be in [{LMBDA_MIN}, {LMBDA_MAX}], got {lmbda}.")
+        h, w = x.shape[-2:]
+        scale_q = self.scale_q(lmbda)
+        s = scale_q / SCALE_STEP
+        y = self.g_a(pad_to_multiple(x, self.multiple)) * s
+        z = self.h_a(y)
+        z_strings = self.entropy_bottleneck.compress(z)
+        z_hat = self.entropy_bottleneck.decompress(z_strings, z.size()[-2:])
+        scales_hat, means_hat = self.h_s(z_hat).chunk(2, 1)
+        indexes = self.gaussian_conditional.build_indexes(scales_hat)
+        y_strings = self.gaussian_conditional.compress(y, indexes, means=means_hat)
+        return Encoded(codec="neural", width=w, height=h, chunks=[y_strings[0], z_strings[0]],
+                       lmbda=float(np.float32(lmbda)), scale_q=scale_q)
+
+    @torch.no_grad()
+    def decompress(self, enc: Encoded) -> torch.Tensor:  # type: ignore[override]
+        """Decode an :class:`Encoded` to a (1, 3, H, W) tensor in [0, 1]."""
+        if len(enc.chunks) != 2:
+            raise BitstreamError("A neural bitstream must hold exactly two payload chunks.")
+        hp = -(-enc.height // self.multiple) * self.multiple
+        wp = -(-enc.width // self.multiple) * self.multiple
+        shape = (hp // self.multiple, wp // self.multiple)
+        n_z = self.config.N * shape[0] * shape[1]
+        n_y = self.config.M * shape[0] * shape[1] * 16
+        try:
+            z_hat = self.entropy_bottleneck.decompress([_guard(enc.chunks[1], n_z)], shape)
+            scales_hat, means_hat = self.h_s(z_hat).chunk(2, 1)
+            indexes = self.gaussian_conditional.build_indexes(scales_hat)
+            y_hat = self.gaussian_conditional.decompress([_guard(enc.chunks[0], n_y)], indexes, means=means_hat)
+        except Exception as exc:  # noqa: BLE001 - the rANS decoder raises assorted errors
+            raise BitstreamError(f"The neural payload cannot be decoded ({type(exc).__name__}).") from exc
+        if not torch.isfinite(y_hat).all():
+            raise BitstreamError("The neural payload decodes to invalid values.")
+        x_hat = self.g_s(y_hat / (enc.scale_q / SCALE_STEP))
+        if not torch.isfinite(x_hat).all():
+            raise BitstreamError("The neural payload decodes to invalid values.")
+        return crop(x_hat.clamp_(0, 1), enc.height, enc.width)
+
+
+def _guard(string: bytes, num_symbols: int) -> bytes:
+    """Zero-pad an rANS string so a malformed one cannot make the decoder read past its end.
+
+    CompressAI's decoder reads at most one 32-bit word per symbol once its state runs into
+    zeros (plus a bounded number while state bits remain), so 4 bytes per symbol and a margin
+    keep every read inside the buffer; a well-formed string never reaches the padding.
+    """
+    return string + bytes(4 * num_symbols + 4096)
+
+
+def sample_lmbda(u: float) -> float:
+    """Eq. (11): λ_rate log-uniform in [λ_min, λ_max] from u ∈ [0, 1]."""
+    return 2.0 ** ((math.log2(LMBDA_MAX) - math.log2(LMBDA_MIN)) * u + math.log2(LMBDA_MIN))

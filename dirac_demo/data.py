@@ -1,0 +1,92 @@
+"""Training data: a folder of images -> random crops with the paper's preprocessing (§4).
+
+Each crop is taken from a random rescaling of its image by a factor in [0.5, 1.0], then
+flipped horizontally with probability 0.5 (HiFiC's pipeline). Images are decoded once and
+kept in memory as uint8, so a CPU spends its time on the networks, not on PNG decoding.
+"""
+from __future__ import annotations
+
+import io
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .errors import InputError
+from .images import load_image
+
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm"}
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """All image files directly inside ``folder``, sorted."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise InputError(f"Data folder {str(root)!r} does not exist.")
+    files = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+    if not files:
+        raise InputError(f"No images found in {str(root)!r}.")
+    return files
+
+
+class CropSampler:
+    """Random training crops from an in-memory image set."""
+
+    def __init__(self, folder: str | os.PathLike, crop: int, seed: int = 0,
+                 min_scale: float = 0.5, max_scale: float = 1.0,
+                 exclude: set | None = None, include: set | None = None) -> None:
+        self.crop = crop
+        self.min_scale, self.max_scale = min_scale, max_scale
+        self.rng = np.random.default_rng(seed)
+        self.images = []
+        for path in list_images(folder):
+            if (exclude and path in exclude) or (include is not None and path not in include):
+                continue
+            img = load_image(path, max_pixels=1 << 62)
+            if min(img.size) * min_scale >= crop:
+                self.images.append(np.asarray(img))
+        if not self.images:
+            raise InputError(f"No image in {str(folder)!r} is large enough for {crop}px crops.")
+
+    def _one(self) -> np.ndarray:
+        arr = self.images[self.rng.integers(len(self.images))]
+        h, w = arr.shape[:2]
+        lo = max(self.min_scale, self.crop / min(h, w))
+        scale = self.rng.uniform(lo, max(lo, self.max_scale))
+        size = min(min(h, w), int(math.ceil(self.crop / scale)))
+        y = self.rng.integers(0, h - size + 1)
+        x = self.rng.integers(0, w - size + 1)
+        patch = arr[y:y + size, x:x + size]
+        if size != self.crop:
+            patch = np.asarray(Image.fromarray(patch).resize((self.crop, self.crop), Image.Resampling.BICUBIC))
+        if self.rng.random() < 0.5:
+            patch = patch[:, ::-1]
+        return patch
+
+    def batch(self, n: int) -> np.ndarray:
+        """A uint8 batch of shape (n, crop, crop, 3)."""
+        return np.stack([self._one() for _ in range(n)])
+
+
+def to_tensor(batch: np.ndarray) -> torch.Tensor:
+    """uint8 (n, H, W, 3) -> float32 (n, 3, H, W) in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2).float().div(255.0)
+
+
+def jpeg_roundtrip(batch: np.ndarray, qualities: np.ndarray) -> np.ndarray:
+    """JPEG-compress each uint8 crop at its quality factor and decode it (Pillow)."""
+    out = np.empty_like(batch)
+    for i, (img, q) in enumerate(zip(batch, qualities)):
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, format="JPEG", quality=int(q))
+        out[i] = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+    return out
+
+
+def sample_jpeg_quality(rng: np.random.Generator, n: int, qmin: int, qmax: int) -> np.ndarray:
+    """Quality factors log-uniform over [qmin, qmax], rounded to the integer grid (B.4)."""
+    u = rng.uniform(np.log(qmin), np.log(qmax + 1), size=n)
+    return np.clip(np.floor(np.exp(u)), qmin, qmax).astype(int)

@@ -1,0 +1,51 @@
+"""Export training checkpoints to shippable weights: ``python -m dirac_demo.export codec|dirac``.
+
+``codec``: fp16 safetensors with entropy-coder tables rebuilt (``update()``) from the fp16 weights.
+``dirac``: the EMA weights of a diffusion checkpoint, plus the threshold table if given.
+Training facts (steps, wall-clock, hardware) are copied into the JSON for the model card.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from pathlib import Path
+
+import torch
+
+from .base_codec import CodecConfig, NeuralCodec
+from .unet import ResidualUNet, UNetConfig
+from .weights import export_codec, export_dirac
+
+
+def _facts(ckpt: dict) -> dict:
+    return {"training": {"steps": ckpt["step"], "wall_hours": round(ckpt.get("wall_seconds", 0) / 3600, 2),
+                         "hardware": f"{platform.machine()} CPU, 2 cores", **ckpt.get("meta", {})}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m dirac_demo.export", description=__doc__)
+    p.add_argument("kind", choices=["codec", "dirac"])
+    p.add_argument("--ckpt", required=True, help="training checkpoint.pt")
+    p.add_argument("--out", required=True, help="output prefix, e.g. assets/dirac_jpeg")
+    p.add_argument("--thresholds", default=None, help="JSON file {lambda: theta} (dirac, neural base)")
+    args = p.parse_args(argv)
+    ckpt = torch.load(args.ckpt, map_location="cpu", weights_only=False)
+    if args.kind == "codec":
+        codec = NeuralCodec(CodecConfig(**ckpt["config"]))
+        codec.load_state_dict(ckpt["model"])
+        export_codec(codec, args.out, _facts(ckpt))
+    else:
+        net = ResidualUNet(UNetConfig(**ckpt["config"]))
+        net.load_state_dict(ckpt["ema"])
+        table = None
+        if args.thresholds:
+            table = {float(k): float(v) for k, v in json.loads(Path(args.thresholds).read_text()).items()}
+        export_dirac(net, args.out, _facts(ckpt), table)
+    print(f"wrote {args.out}.safetensors and {args.out}.json (step {ckpt['step']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""Image I/O and tensor helpers: validated loading, PIL <-> tensor, padding and cropping."""
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from typing import Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import InputError
+
+MIN_SIDE = 16
+MAX_PIXELS = 4_194_304          # 4 megapixels (2048 x 2048): bounded time and memory
+BOMB_PIXELS = 50_000_000        # refuse to even decode headers claiming more than this
+
+ImageLike = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
+
+
+def _open(src: ImageLike) -> Image.Image:
+    if isinstance(src, Image.Image):
+        return src
+    if isinstance(src, np.ndarray):
+        arr = src
+        if arr.dtype != np.uint8:
+            if arr.dtype.kind == "f":
+                arr = np.clip(np.round(arr * 255.0), 0, 255).astype(np.uint8)
+            else:
+                arr = np.clip(arr, 0, 255).astype(np.uint8)
+        try:
+            return Image.fromarray(arr)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"Cannot read an image from an array of shape {arr.shape}.") from exc
+    data = src
+    if isinstance(src, (str, os.PathLike)):
+        try:
+            with open(src, "rb") as fh:
+                data = fh.read()
+        except OSError as exc:
+            raise InputError(f"Cannot read file {os.fspath(src)!r}: {exc.strerror}.") from exc
+    if not data:
+        raise InputError("The file is empty, not an image.")
+    old = Image.MAX_IMAGE_PIXELS
+    try:
+        Image.MAX_IMAGE_PIXELS = BOMB_PIXELS // 2   # PIL raises above 2x this
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            w, h = img.size
+            if w * h > BOMB_PIXELS // 2:
+                raise InputError(f"The image is {w}x{h} pixels, far over the {MAX_PIXELS // 1_000_000} "
+                                 "megapixel limit.")
+            img.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InputError("The image is too large to decode safely (decompression bomb guard).") from exc
+    except UnidentifiedImageError as exc:
+        raise InputError("The file is not an image Pillow can read.") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise InputError(f"The image is corrupt or truncated ({exc}).") from exc
+    finally:
+        Image.MAX_IMAGE_PIXELS = old
+    return img
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    if img.mode == "RGB":
+        return img
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        peak = 65535.0 if img.mode.startswith("I") and arr.max() > 255 else 255.0
+        return Image.fromarray(np.clip(np.round(arr / peak * 255.0), 0, 255).astype(np.uint8)).convert("RGB")
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return img.convert("RGB")   # L, 1, CMYK, YCbCr, LAB, HSV
+
+
+def load_image(src: ImageLike, max_pixels: int = MAX_PIXELS, downscale: bool = False) -> Image.Image:
+    """Open, validate and normalise an image to 8-bit RGB with EXIF orientation applied.
+
+    Alpha is composited on white; 16-bit images are scaled to 8 bits. Images over
+    ``max_pixels`` raise :class:`InputError` unless ``downscale`` asks for a resize.
+    """
+    img = _open(src)
+    if getattr(img, "n_frames", 1) > 1:
+        raise InputError("Animated images are not supported: upload a still image.")
+    try:
+        img = ImageOps.exif_transpose(img)
+    except Exception:  # noqa: BLE001 - a malformed EXIF block must not lose the image
+        pass
+    w, h = img.size
+    if w == 0 or h == 0:
+        raise InputError("The image has zero size.")
+    if min(w, h) < MIN_SIDE:
+        raise InputError(f"The image is {w}x{h}; each side must be at least {MIN_SIDE} pixels.")
+    if w * h > max_pixels:
+        if not downscale:
+            raise InputError(f"The image is {w}x{h} ({w * h / 1e6:.1f} MP), over the "
+                             f"{max_pixels / 1e6:.1f} MP limit; downscale it first.")
+        scale = (max_pixels / (w * h)) ** 0.5
+        img = img.resize((max(MIN_SIDE, int(w * scale)), max(MIN_SIDE, int(h * scale))),
+                         Image.Resampling.LANCZOS)
+    if max(img.size) > 65535:
+        raise InputError("Each side must be below 65536 pixels.")
+    return _to_rgb(img)
+
+
+def pil_to_tensor(img: Image.Image) -> torch.Tensor:
+    """8-bit RGB PIL image -> float32 tensor (1, 3, H, W) in [0, 1]."""
+    arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).unsqueeze(0)
+
+
+def tensor_to_uint8(x: torch.Tensor) -> np.ndarray:
+    """Tensor (1, 3, H, W) or (3, H, W) in [0, 1] -> uint8 array (H, W, 3), rounded."""
+    if x.dim() == 4:
+        x = x[0]
+    x = x.detach().float().clamp(0, 1).mul(255.0).round().to(torch.uint8)
+    return x.permute(1, 2, 0).cpu().numpy()
+
+
+def tensor_to_pil(x: torch.Tensor) -> Image.Image:
+    """Tensor in [0, 1] -> 8-bit RGB PIL image."""
+    return Image.fromarray(tensor_to_uint8(x), "RGB")
+
+
+def quantize_8bit(x: torch.Tensor) -> torch.Tensor:
+    """Round a [0, 1] tensor to the 8-bit grid, as any saved image would be."""
+    return x.clamp(0, 1).mul(255.0).round().div(255.0)
+
+
+def to_signed(x: torch.Tensor) -> torch.Tensor:
+    """[0, 1] -> [−1, 1]."""
+    return x * 2.0 - 1.0
+
+
+def from_signed(x: torch.Tensor) -> torch.Tensor:
+    """[−1, 1] -> [0, 1]."""
+    return (x + 1.0) * 0.5
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Replicate-pad the bottom and right so H and W are multiples of ``multiple``."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph == 0 and pw == 0:
+        return x
+    return F.pad(x, (0, pw, 0, ph), mode="replicate")
+
+
+def crop(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Crop back to the original ``height`` x ``width`` (top-left)."""
+    return x[..., :height, :width]
+
+
+def png_bytes(img: Image.Image) -> bytes:
+    """Lossless PNG encoding of an image."""
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()

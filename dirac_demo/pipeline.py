@@ -1,0 +1,267 @@
+"""The DIRAC pipeline: base codec -> real bytes -> base reconstruction -> residual DDIM steps.
+
+:class:`DiracPipeline` owns device, dtype and models. :meth:`DiracPipeline.run` is a
+generator of events: one :class:`Compressed`, one :class:`StepResult` per DDIM step, then one
+:class:`Finished`. :meth:`DiracPipeline.run_bitstream` does the receiver's side from a file.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Iterator, Union
+
+import torch
+
+from . import bitstream
+from .base_codec import JpegCodec, NeuralCodec
+from .bitstream import Encoded
+from .errors import BitstreamError, InputError, WeightsError
+from .images import MAX_PIXELS, ImageLike, from_signed, load_image, pad_to_multiple, pil_to_tensor, to_signed
+from .metrics import ms_ssim, psnr
+from .sampler import ddim_sample, late_start_noise, nearest_threshold
+from .schedule import Schedule, late_start_timesteps
+from .weights import DiracModel, load_codec, load_dirac, resolve
+
+NUM_RESPACED = 100
+
+
+@dataclass
+class Compressed:
+    """The sender's result: the real bitstream and the base reconstruction."""
+
+    bitstream: bytes
+    encoded: Encoded
+    base: torch.Tensor            # (1, 3, H, W) in [0, 1]
+    psnr: float | None            # None on the receiver side (no original)
+    ms_ssim: float | None
+    seconds: float
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.bitstream)
+
+    @property
+    def bpp(self) -> float:
+        """Bits per pixel from the real file size."""
+        return self.nbytes * 8.0 / (self.encoded.width * self.encoded.height)
+
+
+@dataclass
+class StepResult:
+    """The reconstruction x̃ + r̂0(t_k) after DDIM step ``index`` (1-based) of ``total``."""
+
+    index: int
+    total: int
+    t: int
+    image: torch.Tensor
+    psnr: float | None
+    ms_ssim: float | None
+    seconds: float
+
+
+@dataclass
+class Finished:
+    """End of a run: the last image and how many steps ran."""
+
+    image: torch.Tensor
+    psnr: float | None
+    steps_run: int
+    total: int
+
+
+Event = Union[Compressed, StepResult, Finished]
+
+
+def _cpu_bf16() -> bool:
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+class DiracPipeline:
+    """Base codecs plus residual diffusion models, on one device."""
+
+    def __init__(self, neural_codec: NeuralCodec | None = None,
+                 dirac: dict[str, DiracModel] | None = None, device: str | torch.device | None = None,
+                 precision: str = "auto", tile: int = 512, tile_overlap: int = 32,
+                 max_pixels: int = MAX_PIXELS) -> None:
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if precision == "auto":
+            precision = "fp16" if self.device.type == "cuda" else ("bf16" if _cpu_bf16() else "fp32")
+        self.precision = precision
+        self.amp_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
+        self.jpeg = JpegCodec()
+        self.neural = neural_codec.eval().cpu() if neural_codec is not None else None   # codec: fp32, CPU
+        self.dirac = {}
+        for name, model in (dirac or {}).items():
+            model.net = model.net.eval().to(self.device, memory_format=torch.channels_last)
+            self.dirac[name] = model
+        self.schedule = Schedule()
+        self.tile, self.tile_overlap, self.max_pixels = tile, tile_overlap, max_pixels
+
+    @classmethod
+    def from_pretrained(cls, assets: str | None = None, hub_repo: str | None = None, **kwargs) -> "DiracPipeline":
+        """Load every model that exists in ``assets/`` (or the Hub repo); missing ones stay absent."""
+        models, codec = {}, None
+        try:
+            codec = load_codec(resolve("codec", assets, hub_repo))
+        except WeightsError as exc:
+            if "not found" not in str(exc):
+                raise
+        for base, name in (("jpeg", "dirac_jpeg"), ("neural", "dirac_neural")):
+            try:
+                models[base] = load_dirac(resolve(name, assets, hub_repo))
+            except WeightsError as exc:
+                if "not found" not in str(exc):
+                    raise
+        return cls(codec, models, **kwargs)
+
+    # ---- helpers --------------------------------------------------------------------
+    def available(self) -> dict[str, bool]:
+        """Which parts are loaded: the neural codec and each DIRAC model."""
+        return {"neural_codec": self.neural is not None, "dirac_jpeg": "jpeg" in self.dirac,
+                "dirac_neural": "neural" in self.dirac}
+
+    def _codec(self, name: str):
+        if name == "jpeg":
+            return self.jpeg
+        if name == "neural":
+            if self.neural is None:
+                raise WeightsError("The neural codec has no trained weights loaded.")
+            return self.neural
+        raise InputError(f"Unknown codec {name!r}: use 'jpeg' or 'neural'.")
+
+    def _metrics(self, img: torch.Tensor, original: torch.Tensor | None, with_ms_ssim: bool):
+        if original is None:
+            return None, None
+        return psnr(img, original), (ms_ssim(img, original) if with_ms_ssim else None)
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                              enabled=self.amp_dtype is not None)
+
+    @torch.no_grad()
+    def _denoise(self, net, r: torch.Tensor, t: int, xb: torch.Tensor) -> torch.Tensor:
+        h, w = r.shape[-2:]
+        tile, ov = self.tile, self.tile_overlap
+        if h * w <= 2 * tile * tile:
+            return self._net(net, r, t, xb)
+        out = torch.zeros_like(r)
+        wsum = torch.zeros((1, 1, h, w), device=r.device)
+        ys = _starts(h, tile, tile - ov)
+        xs = _starts(w, tile, tile - ov)
+        for y in ys:
+            for x in xs:
+                sl = (..., slice(y, y + tile), slice(x, x + tile))
+                pred = self._net(net, r[sl], t, xb[sl])
+                wt = _ramp(pred.shape[-2], ov, r.device)[:, None] * _ramp(pred.shape[-1], ov, r.device)[None]
+                out[sl] += pred * wt
+                wsum[sl] += wt
+        return out / wsum
+
+    def _net(self, net, r: torch.Tensor, t: int, xb: torch.Tensor) -> torch.Tensor:
+        m = net.multiple
+        h, w = r.shape[-2:]
+        rp = pad_to_multiple(r, m).contiguous(memory_format=torch.channels_last)
+        xp = pad_to_multiple(xb, m).contiguous(memory_format=torch.channels_last)
+        with self._autocast():
+            out = net(rp, torch.full((1,), t, device=r.device, dtype=torch.long), xp)
+        return out.float()[..., :h, :w]
+
+    # ---- public API -----------------------------------------------------------------
+    def compress(self, image: ImageLike, codec: str, rate: float, downscale: bool = False
+                 ) -> tuple[Compressed, torch.Tensor]:
+        """Encode an image; returns the :class:`Compressed` event and the original tensor."""
+        t0 = time.perf_counter()
+        x = pil_to_tensor(load_image(image, self.max_pixels, downscale))
+        c = self._codec(codec)
+        enc = c.compress(x, int(round(rate)) if codec == "jpeg" else float(rate))
+        data = bitstream.pack(enc)
+        base = c.decompress(bitstream.parse(data))
+        p, m = self._metrics(base, x, True)
+        return Compressed(data, enc, base, p, m, time.perf_counter() - t0), x
+
+    def decode(self, data: bytes) -> Compressed:
+        """Receiver side: parse and decode a bitstream to its base reconstruction."""
+        t0 = time.perf_counter()
+        enc = bitstream.parse(data)
+        if enc.width * enc.height > self.max_pixels:
+            raise BitstreamError(f"The bitstream declares a {enc.width}x{enc.height} image, over the "
+                                 f"{self.max_pixels / 1e6:.1f} MP limit of this decoder.")
+        base = self._codec(enc.codec).decompress(enc)
+        return Compressed(bytes(data), enc, base, None, None, time.perf_counter() - t0)
+
+    def enhance(self, base: torch.Tensor, enc: Encoded, steps: int = 20, stop: int | None = None,
+                seed: int = 0, threshold: bool = True, original: torch.Tensor | None = None,
+                with_ms_ssim: bool = True) -> Iterator[StepResult | Finished]:
+        """Residual DDIM with late start from ``base``: one :class:`StepResult` per step, then Finished."""
+        stop = _check_steps(steps, stop)
+        image = base
+        p0 = psnr(base, original) if original is not None else None
+        if stop == 0:
+            yield Finished(image, p0, 0, steps)
+            return
+        model = self.dirac.get(enc.codec)
+        if model is None:
+            raise WeightsError(f"No trained DIRAC model for the {enc.codec} codec is loaded.")
+        clip = 1.0
+        if enc.codec == "neural" and threshold:
+            clip = nearest_threshold(model.thresholds, enc.lmbda) or 1.0
+        ts = late_start_timesteps(steps, NUM_RESPACED, self.schedule.num_timesteps)
+        gen = torch.Generator().manual_seed(int(seed))
+        xb = to_signed(base).to(self.device)
+        r = late_start_noise(xb.shape, int(ts[0]), self.schedule, gen, self.device)
+        denoise = lambda r_t, t: self._denoise(model.net, r_t, t, xb)  # noqa: E731
+        last = p0
+        t0 = time.perf_counter()
+        for step in ddim_sample(denoise, r, ts, self.schedule, clip=clip):
+            image = from_signed(xb + step.r0_hat).clamp(0, 1).cpu()
+            p, m = self._metrics(image, original, with_ms_ssim)
+            last = p
+            now = time.perf_counter()
+            yield StepResult(step.index + 1, steps, step.t, image, p, m, now - t0)
+            t0 = now
+            if step.index + 1 >= stop:
+                break
+        yield Finished(image, last, stop, steps)
+
+    def run(self, image: ImageLike, codec: str = "jpeg", rate: float = 10, steps: int = 20,
+            stop: int | None = None, seed: int = 0, threshold: bool = True, downscale: bool = False,
+            with_ms_ssim: bool = True) -> Iterator[Event]:
+        """Sender and receiver in one: Compressed, then StepResult per step, then Finished."""
+        _check_steps(steps, stop)
+        comp, x = self.compress(image, codec, rate, downscale)
+        yield comp
+        yield from self.enhance(comp.base, comp.encoded, steps, stop, seed, threshold, x, with_ms_ssim)
+
+    def run_bitstream(self, data: bytes, steps: int = 20, stop: int | None = None, seed: int = 0,
+                      threshold: bool = True) -> Iterator[Event]:
+        """Receiver side only: no original, so every PSNR field is None."""
+        _check_steps(steps, stop)
+        comp = self.decode(data)
+        yield comp
+        yield from self.enhance(comp.base, comp.encoded, steps, stop, seed, threshold, None)
+
+
+def _check_steps(steps: int, stop: int | None) -> int:
+    """Validate S and K; returns K (defaulting to S)."""
+    if not 0 <= steps <= NUM_RESPACED:
+        raise InputError(f"steps must be in 0..{NUM_RESPACED}, got {steps}.")
+    stop = steps if stop is None else stop
+    if not 0 <= stop <= steps:
+        raise InputError(f"stop must be in 0..{steps}, got {stop}.")
+    return stop
+
+
+def _starts(length: int, tile: int, stride: int) -> list[int]:
+    if length <= tile:
+        return [0]
+    starts = list(range(0, length - tile, stride))
+    return starts + [length - tile]
+
+
+def _ramp(n: int, overlap: int, device) -> torch.Tensor:
+    i = torch.arange(n, device=device, dtype=torch.float32)
+    return torch.minimum(torch.ones_like(i), torch.minimum(i + 1, n - i) / max(1, overlap))

@@ -1,0 +1,153 @@
+"""Train the multi-rate neural codec: ``python -m dirac_demo.train_codec --data DIR``.
+
+Rate–distortion loss D + λ_rate·R (D: MSE on [0, 1] RGB, R: bits per pixel) with λ_rate
+drawn log-uniformly in [0.0004, 0.016] per batch (eq. 11); the latent-scaling parameters
+α_s, β_s (eq. 10) are learnt jointly. CompressAI's auxiliary loss trains the entropy
+bottleneck's quantiles with its own optimiser; ``update()`` runs at export.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .base_codec import CodecConfig, NeuralCodec, sample_lmbda
+from .data import CropSampler, list_images, to_tensor
+from .train_common import (CsvLog, Stopper, cleanup_distributed, load_checkpoint, plot_log,
+                           save_checkpoint, setup_distributed, unwrap)
+
+LOG_FIELDS = ["step", "lmbda", "loss", "mse", "bpp", "aux", "seconds",
+              "val_psnr_lo", "val_bpp_lo", "val_psnr_mid", "val_bpp_mid", "val_psnr_hi", "val_bpp_hi"]
+VAL_LMBDAS = {"lo": 0.016, "mid": 0.0016, "hi": 0.0004}   # low, middle and high rate
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m dirac_demo.train_codec", description=__doc__)
+    p.add_argument("--data", required=True, help="folder of training images (never Kodak)")
+    p.add_argument("--out", default="runs/codec")
+    p.add_argument("--steps", type=int, default=1_000_000)
+    p.add_argument("--crop", type=int, default=192, help="crop size, a multiple of 64")
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--aux-lr", type=float, default=1e-3)
+    p.add_argument("--N", type=int, default=96)
+    p.add_argument("--M", type=int, default=128)
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--save-every", type=int, default=200)
+    p.add_argument("--val-every", type=int, default=500)
+    p.add_argument("--seed", type=int, default=0)
+    return p.parse_args(argv)
+
+
+def rd_terms(out: dict, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(MSE on [0, 1], bits per pixel) of a forward pass."""
+    n, _, h, w = x.shape
+    bpp = sum(torch.log(l).sum() for l in out["likelihoods"].values()) / (-math.log(2) * n * h * w)
+    return F.mse_loss(out["x_hat"], x), bpp
+
+
+@torch.no_grad()
+def validate(codec: NeuralCodec, x: torch.Tensor) -> dict:
+    """Held-out PSNR and estimated bpp (hard quantisation) at three rates."""
+    codec.eval()
+    row = {}
+    for key, lmbda in VAL_LMBDAS.items():
+        out = codec(x, lmbda)
+        mse, bpp = rd_terms(out, x)
+        row[f"val_psnr_{key}"] = f"{10 * math.log10(1 / mse.item()):.3f}"
+        row[f"val_bpp_{key}"] = f"{bpp.item():.4f}"
+    codec.train()
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.crop % NeuralCodec.multiple:
+        raise SystemExit(f"--crop must be a multiple of {NeuralCodec.multiple}")
+    rank, world, device = setup_distributed()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed + rank)
+    rng = np.random.default_rng(args.seed + 1000 * rank)
+    files = list_images(args.data)
+    val_files = files[::40]
+    sampler = CropSampler(args.data, args.crop, seed=args.seed + rank, exclude=set(val_files))
+    val_x = to_tensor(CropSampler(args.data, args.crop, seed=12345, include=set(val_files)).batch(8)).to(device)
+
+    out = Path(args.out)
+    ckpt = load_checkpoint(out / "checkpoint.pt")
+    cfg = CodecConfig(**ckpt["config"]) if ckpt else CodecConfig(args.N, args.M)
+    codec = NeuralCodec(cfg).to(device)
+    main_params = [p for n, p in codec.named_parameters() if not n.endswith(".quantiles")]
+    aux_params = [p for n, p in codec.named_parameters() if n.endswith(".quantiles")]
+    opt = torch.optim.Adam(main_params, lr=args.lr)
+    aux_opt = torch.optim.Adam(aux_params, lr=args.aux_lr)
+    step = 0
+    if ckpt:
+        codec.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["opt"])
+        aux_opt.load_state_dict(ckpt["aux_opt"])
+        for g in opt.param_groups:
+            g["lr"] = args.lr
+        step = ckpt["step"]
+        rng = np.random.default_rng(args.seed + 1000 * rank + step)
+        sampler.rng = np.random.default_rng(args.seed + rank + step)
+    ddp = codec
+    if world > 1:
+        ddp = torch.nn.parallel.DistributedDataParallel(codec, find_unused_parameters=True)
+    log = CsvLog(out / "log.csv", LOG_FIELDS) if rank == 0 else None
+    stopper = Stopper()
+    t_start = time.time()
+    meta = {"crop": args.crop, "batch": args.batch * world, "lr": args.lr}
+
+    def save() -> None:
+        if rank == 0:
+            prev = ckpt.get("wall_seconds", 0.0) if ckpt else 0.0
+            save_checkpoint(out / "checkpoint.pt", {
+                "model": unwrap(codec).state_dict(), "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
+                "step": step, "config": cfg.to_dict(), "meta": meta,
+                "wall_seconds": prev + time.time() - t_start})
+            plot_log(out / "log.csv", out / "loss.png", ["loss", "val_psnr_mid", "val_bpp_mid"])
+
+    while step < args.steps and not stopper.stop:
+        t0 = time.time()
+        x = to_tensor(sampler.batch(args.batch)).to(device)
+        lmbda = sample_lmbda(float(rng.random()))
+        res = ddp(x, lmbda)
+        mse, bpp = rd_terms(res, x)
+        loss = mse + lmbda * bpp
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(main_params, 1.0)
+        opt.step()
+        aux = unwrap(codec).aux_loss()
+        aux_opt.zero_grad(set_to_none=True)
+        aux.backward()
+        aux_opt.step()
+        step += 1
+        if log is not None:
+            row = {"step": step, "lmbda": f"{lmbda:.6f}", "loss": f"{loss.item():.6g}", "mse": f"{mse.item():.6g}",
+                   "bpp": f"{bpp.item():.4f}", "aux": f"{aux.item():.2f}", "seconds": f"{time.time() - t0:.3f}"}
+            if step % args.val_every == 0:
+                row.update(validate(unwrap(codec), val_x))
+                print(f"step {step} " + " ".join(f"{k}={v}" for k, v in row.items() if k.startswith("val")),
+                      flush=True)
+            log.write(row)
+        if step % args.save_every == 0:
+            save()
+    save()
+    if rank == 0:
+        (out / "meta.json").write_text(json.dumps(meta, indent=2))
+    cleanup_distributed()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

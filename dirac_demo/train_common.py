@@ -1,0 +1,112 @@
+"""Shared training plumbing: distributed setup, resumable checkpoints, CSV loss log, plots.
+
+Works single-process, and multi-process through ``torchrun`` (NCCL on GPUs, gloo on CPUs).
+Ctrl-C or SIGTERM saves a checkpoint before leaving.
+"""
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+
+class Stopper:
+    """Turns SIGINT/SIGTERM into a flag the training loop polls, so the loop can save first."""
+
+    def __init__(self) -> None:
+        self.stop = False
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                signal.signal(sig, self._handle)
+            except ValueError:   # not in the main thread (e.g. under a test runner thread)
+                pass
+
+    def _handle(self, signum, frame) -> None:  # noqa: ARG002
+        self.stop = True
+
+
+def setup_distributed() -> tuple[int, int, torch.device]:
+    """(rank, world_size, device); initialises the process group when launched by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend=backend)
+    if torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        return rank, world, torch.device("cuda", local)
+    return rank, world, torch.device("cpu")
+
+
+def cleanup_distributed() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Atomic save: write to a temporary file, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> dict | None:
+    if not path.exists():
+        return None
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+class CsvLog:
+    """Appends rows of metrics to ``log.csv`` (created with a header on first write)."""
+
+    def __init__(self, path: Path, fields: list[str]) -> None:
+        self.path, self.fields = path, fields
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            with open(path, "w", newline="") as fh:
+                csv.writer(fh).writerow(fields)
+        self.t0 = time.time()
+
+    def write(self, row: dict) -> None:
+        with open(self.path, "a", newline="") as fh:
+            csv.writer(fh).writerow([row.get(k, "") for k in self.fields])
+
+
+def plot_log(csv_path: Path, png_path: Path, columns: list[str], smooth: int = 50) -> None:
+    """Plot smoothed columns of a training log against the step (matplotlib, headless)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    with open(csv_path) as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        return
+    steps = np.array([float(r["step"]) for r in rows])
+    fig, axes = plt.subplots(1, len(columns), figsize=(5 * len(columns), 3.5), squeeze=False)
+    for ax, col in zip(axes[0], columns):
+        vals = np.array([float(r[col]) if r.get(col) not in (None, "") else np.nan for r in rows])
+        k = max(1, min(smooth, len(vals) // 5 or 1))
+        kernel = np.ones(k) / k
+        ax.plot(steps, vals, alpha=0.25, lw=0.6)
+        if len(vals) >= k:
+            ax.plot(steps[k - 1:], np.convolve(vals, kernel, mode="valid"), lw=1.5)
+        ax.set_xlabel("step")
+        ax.set_title(col)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png_path, dpi=100)
+    plt.close(fig)
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return model.module if hasattr(model, "module") else model

@@ -1,0 +1,222 @@
+"""Train the residual diffusion model: ``python -m dirac_demo.train_dirac --data DIR --base jpeg``.
+
+Loss of eq. (1) with w_t = 1 on residuals r0 = x − x̃ (in [−1, 1] units), predict_xstart.
+x̃ comes from JPEG at a random quality factor or from the neural codec at a random λ_rate
+(eq. 11). Timesteps are drawn mostly from the range the late-start sampler visits
+(t < ``--focus-t``, 20 of 100 respaced steps), the rest uniformly over 0..999 so full
+100-step sampling stays usable.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .base_codec import sample_lmbda
+from .data import CropSampler, jpeg_roundtrip, list_images, sample_jpeg_quality, to_tensor
+from .schedule import Schedule
+from .train_common import (CsvLog, Stopper, cleanup_distributed, load_checkpoint, plot_log,
+                           save_checkpoint, setup_distributed, unwrap)
+from .unet import ResidualUNet, UNetConfig
+
+LOG_FIELDS = ["step", "loss", "loss_focus", "seconds", "val_gain_db", "val_gain_last_db"]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m dirac_demo.train_dirac", description=__doc__)
+    p.add_argument("--data", required=True, help="folder of training images (never Kodak)")
+    p.add_argument("--base", choices=["jpeg", "neural"], default="jpeg")
+    p.add_argument("--codec-weights", default="assets/codec", help="neural codec weights (prefix)")
+    p.add_argument("--out", default="runs/dirac_jpeg", help="run folder: checkpoint, log.csv, loss.png")
+    p.add_argument("--init", default=None, help="start from these DIRAC weights (prefix or .pt)")
+    p.add_argument("--steps", type=int, default=100000, help="stop after this many total steps")
+    p.add_argument("--crop", type=int, default=128)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--ema", type=float, default=0.999)
+    p.add_argument("--focus-t", type=int, default=200, help="upper end of the focused t range")
+    p.add_argument("--focus-p", type=float, default=0.8, help="share of t drawn below --focus-t")
+    p.add_argument("--qf-min", type=int, default=5)
+    p.add_argument("--qf-max", type=int, default=50)
+    p.add_argument("--channels", default="64,128,192,256")
+    p.add_argument("--blocks", default="1,2,2,2")
+    p.add_argument("--bf16", choices=["auto", "on", "off"], default="auto",
+                   help="bfloat16 autocast (auto: on for CUDA, and for CPUs with AMX/AVX512-BF16)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave default)")
+    p.add_argument("--save-every", type=int, default=200)
+    p.add_argument("--val-every", type=int, default=500)
+    p.add_argument("--seed", type=int, default=0)
+    return p.parse_args(argv)
+
+
+def cpu_has_bf16() -> bool:
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def sample_t(rng: np.random.Generator, n: int, focus_t: int, focus_p: float, T: int) -> np.ndarray:
+    focus = rng.random(n) < focus_p
+    return np.where(focus, rng.integers(0, focus_t, n), rng.integers(0, T, n))
+
+
+class PairMaker:
+    """Makes (x, x̃) training pairs in [0, 1] for one base codec."""
+
+    def __init__(self, args: argparse.Namespace, rng: np.random.Generator) -> None:
+        self.args, self.rng = args, rng
+        self.codec = None
+        if args.base == "neural":
+            from .weights import load_codec
+            self.codec = load_codec(args.codec_weights).eval()
+
+    def __call__(self, batch: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        x = to_tensor(batch)
+        if self.codec is None:
+            q = sample_jpeg_quality(self.rng, len(batch), self.args.qf_min, self.args.qf_max)
+            return x, to_tensor(jpeg_roundtrip(batch, q))
+        lmbda = sample_lmbda(float(self.rng.random()))
+        return x, self.codec.reconstruct(x, lmbda)
+
+
+@torch.no_grad()
+def validate(model: torch.nn.Module, pairs: tuple[torch.Tensor, torch.Tensor], schedule: Schedule,
+             autocast) -> tuple[float, float]:
+    """PSNR gain (dB) over the base on held-out crops after the first and last of 20 late-start steps."""
+    from .sampler import ddim_sample, late_start_noise
+    from .schedule import late_start_timesteps
+    x, xb = pairs
+    xs, xbs = x * 2 - 1, xb * 2 - 1
+    ts = late_start_timesteps(20)
+    gen = torch.Generator().manual_seed(0)
+    r = late_start_noise(x.shape, int(ts[0]), schedule, gen)
+
+    def denoise(r_t, t):
+        with autocast():
+            return model(r_t, torch.full((x.shape[0],), t), xbs).float()
+
+    def psnr(a, b):
+        return float(10 * torch.log10(1.0 / F.mse_loss(a.clamp(0, 1), b)))
+
+    base = psnr(xb, x)
+    gains = []
+    for step in ddim_sample(denoise, r, ts, schedule, clip=1.0):
+        if step.index in (0, len(ts) - 1):
+            gains.append(psnr((xbs + step.r0_hat + 1) / 2, x) - base)
+    return gains[0], gains[-1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    rank, world, device = setup_distributed()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed + rank)
+    rng = np.random.default_rng(args.seed + 1000 * rank)
+    use_bf16 = args.bf16 == "on" or (args.bf16 == "auto" and (device.type == "cuda" or cpu_has_bf16()))
+    autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16)  # noqa: E731
+
+    files = list_images(args.data)
+    val_files = files[::40]
+    sampler = CropSampler(args.data, args.crop, seed=args.seed + rank, exclude=set(val_files))
+    val_sampler = CropSampler(args.data, args.crop, seed=12345, include=set(val_files))
+    make_pair = PairMaker(args, rng)
+    val_pairs = make_pair(val_sampler.batch(16))
+
+    cfg = UNetConfig(channels=[int(c) for c in args.channels.split(",")],
+                     blocks=[int(b) for b in args.blocks.split(",")])
+    out = Path(args.out)
+    ckpt = load_checkpoint(out / "checkpoint.pt")
+    if ckpt is not None:
+        cfg = UNetConfig(**ckpt["config"])
+    model = ResidualUNet(cfg).to(device, memory_format=torch.channels_last)
+    if ckpt is None and args.init:
+        from .weights import load_dirac
+        model.load_state_dict(load_dirac(args.init).net.state_dict())
+    ema = copy.deepcopy(model).eval().requires_grad_(False)
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    step = 0
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        ema.load_state_dict(ckpt["ema"])
+        opt.load_state_dict(ckpt["opt"])
+        for g in opt.param_groups:
+            g["lr"] = args.lr
+        step = ckpt["step"]
+        rng = np.random.default_rng(args.seed + 1000 * rank + step)
+        make_pair.rng = rng
+        sampler.rng = np.random.default_rng(args.seed + rank + step)
+    ddp = model
+    if world > 1:
+        ddp = torch.nn.parallel.DistributedDataParallel(model)
+    schedule = Schedule()
+    abar = torch.tensor(schedule.alphas_cumprod, dtype=torch.float32)
+    log = CsvLog(out / "log.csv", LOG_FIELDS) if rank == 0 else None
+    stopper = Stopper()
+    meta = {"base": args.base, "qf_range": [args.qf_min, args.qf_max], "crop": args.crop,
+            "batch": args.batch * world, "lr": args.lr, "focus_t": args.focus_t, "focus_p": args.focus_p}
+
+    def save() -> None:
+        if rank == 0:
+            prev = ckpt.get("wall_seconds", 0.0) if ckpt else 0.0
+            save_checkpoint(out / "checkpoint.pt", {
+                "model": unwrap(model).state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
+                "step": step, "config": cfg.to_dict(), "meta": meta,
+                "wall_seconds": prev + time.time() - t_start})
+            plot_log(out / "log.csv", out / "loss.png", ["loss", "loss_focus", "val_gain_db"])
+
+    t_start = time.time()
+    while step < args.steps and not stopper.stop:
+        t0 = time.time()
+        x, xb = make_pair(sampler.batch(args.batch))
+        x, xb = x.to(device), xb.to(device)
+        r0 = (x - xb) * 2.0          # residual in [−1, 1] units
+        xbs = (xb * 2.0 - 1.0).contiguous(memory_format=torch.channels_last)
+        t = torch.from_numpy(sample_t(rng, args.batch, args.focus_t, args.focus_p, schedule.num_timesteps))
+        a = abar[t].to(device)[:, None, None, None]
+        noise = torch.randn_like(r0)
+        r_t = (a.sqrt() * r0 + (1 - a).sqrt() * noise).contiguous(memory_format=torch.channels_last)
+        with autocast():
+            pred = ddp(r_t, t.to(device), xbs)
+        err = (pred.float() - r0).pow(2).mean(dim=(1, 2, 3))
+        loss = err.mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        with torch.no_grad():
+            for pe, pm in zip(ema.parameters(), unwrap(model).parameters()):
+                pe.lerp_(pm, 1 - args.ema)
+        step += 1
+        if log is not None:
+            row = {"step": step, "loss": f"{loss.item():.6f}", "seconds": f"{time.time() - t0:.3f}"}
+            focus = t < args.focus_t
+            if focus.any():
+                row["loss_focus"] = f"{err[focus.to(device)].mean().item():.6f}"
+            if step % args.val_every == 0:
+                g1, g20 = validate(ema, val_pairs, schedule, autocast)
+                row["val_gain_db"], row["val_gain_last_db"] = f"{g1:.3f}", f"{g20:.3f}"
+                print(f"step {step} loss {loss.item():.5f} val gain first {g1:+.3f} dB last {g20:+.3f} dB",
+                      flush=True)
+            log.write(row)
+        if step % args.save_every == 0:
+            save()
+    save()
+    if rank == 0:
+        (out / "meta.json").write_text(json.dumps(meta, indent=2))
+    cleanup_distributed()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

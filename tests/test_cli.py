@@ -1,0 +1,85 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dirac_demo.__main__ import main
+
+
+def run(*args):
+    return main([str(a) for a in args])
+
+
+@pytest.mark.parametrize("codec_args", [["--codec", "jpeg", "--qf", "10"], ["--codec", "neural", "--lmbda", "0.002"]])
+def test_compress_decompress_roundtrip(tiny_assets, photo_path, tmp_path, codec_args, capsys):
+    drc, png = tmp_path / "a.drc", tmp_path / "a.png"
+    assert run("--assets", tiny_assets, "compress", photo_path, "-o", drc, *codec_args) == 0
+    out = capsys.readouterr().out
+    nbytes = drc.stat().st_size
+    assert f"{nbytes} bytes" in out and f"{nbytes * 8 / (96 * 72):.4f} bpp" in out
+    assert run("--assets", tiny_assets, "decompress", drc, "-o", png, "--steps", "3", "--stop", "2") == 0
+    assert Image.open(png).size == (96, 72) and Image.open(png).format == "PNG"
+    assert run("--assets", tiny_assets, "decompress", drc, "-o", png, "--steps", "0") == 0
+    assert run("info", drc) == 0
+
+
+def test_seed_changes_output(tiny_assets, photo_path, tmp_path):
+    drc = tmp_path / "a.drc"
+    run("--assets", tiny_assets, "compress", photo_path, "-o", drc, "--qf", "10")
+    outs = []
+    for seed in (1, 1, 2):
+        png = tmp_path / f"s{len(outs)}.png"
+        run("--assets", tiny_assets, "decompress", drc, "-o", png, "--steps", "2", "--seed", seed)
+        outs.append(np.asarray(Image.open(png)))
+    assert np.array_equal(outs[0], outs[1]) and not np.array_equal(outs[0], outs[2])
+
+
+def _bad_cases(tmp_path, photo_path, tiny_assets):
+    txt = tmp_path / "notes.txt"
+    txt.write_text("hello")
+    drc = tmp_path / "good.drc"
+    run("--assets", tiny_assets, "compress", photo_path, "-o", drc, "--qf", "30")
+    trunc = tmp_path / "trunc.drc"
+    trunc.write_bytes(drc.read_bytes()[:-10])
+    empty = tmp_path / "empty.drc"
+    empty.write_bytes(b"")
+    out = tmp_path / "o.png"
+    return [
+        ["compress", txt, "-o", tmp_path / "x.drc"],
+        ["compress", tmp_path / "missing.png", "-o", tmp_path / "x.drc"],
+        ["compress", photo_path, "-o", tmp_path / "x.drc", "--qf", "0"],
+        ["compress", photo_path, "-o", tmp_path / "x.drc", "--codec", "neural", "--lmbda", "0.5"],
+        ["compress", photo_path, "-o", tmp_path / "x.drc", "--codec", "jpeg", "--lmbda", "0.001"],
+        ["decompress", trunc, "-o", out],
+        ["decompress", empty, "-o", out],
+        ["decompress", txt, "-o", out],
+        ["decompress", drc, "-o", out, "--steps", "101"],
+        ["decompress", drc, "-o", out, "--steps", "3", "--stop", "5"],
+        ["info", trunc],
+    ]
+
+
+def test_bad_input_exits_2_with_one_line(tiny_assets, photo_path, tmp_path, capsys):
+    for case in _bad_cases(tmp_path, photo_path, tiny_assets):
+        capsys.readouterr()
+        assert run("--assets", tiny_assets, *case) == 2, case
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err, (case, err)
+
+
+def test_subprocess_bad_file_no_traceback(tmp_path):
+    bad = tmp_path / "bad.drc"
+    bad.write_bytes(b"DRAC\x01\x02garbage")
+    proc = subprocess.run([sys.executable, "-m", "dirac_demo", "decompress", str(bad), "-o", str(tmp_path / "o.png")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: ")
+
+
+def test_unknown_codec_argument_exits_2(tmp_path, photo_path):
+    with pytest.raises(SystemExit) as info:
+        run("compress", photo_path, "-o", tmp_path / "x.drc", "--codec", "webp")
+    assert info.value.code == 2

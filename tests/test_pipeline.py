@@ -1,0 +1,200 @@
+import io
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from dirac_demo import bitstream
+from dirac_demo.errors import BitstreamError, InputError, WeightsError
+from dirac_demo.pipeline import Compressed, DiracPipeline, Finished, StepResult
+
+
+def _events(gen):
+    return list(gen)
+
+
+@pytest.mark.parametrize("codec,rate", [("jpeg", 10), ("neural", 0.0016)])
+def test_event_order_and_count(pipe, photo, codec, rate):
+    ev = _events(pipe.run(photo, codec, rate, steps=5, seed=0))
+    assert isinstance(ev[0], Compressed)
+    assert [type(e) for e in ev[1:]] == [StepResult] * 5 + [Finished]
+    assert [e.index for e in ev[1:6]] == [1, 2, 3, 4, 5]
+    assert [e.t for e in ev[1:6]] == [40, 30, 20, 10, 0]
+    comp = ev[0]
+    assert comp.bpp == pytest.approx(len(comp.bitstream) * 8 / (96 * 72))
+    assert comp.psnr is not None and all(e.psnr is not None for e in ev[1:])
+    assert ev[-1].steps_run == 5 and torch.equal(ev[-1].image, ev[-2].image)
+
+
+def test_stop_early_and_zero_steps(pipe, photo):
+    ev = _events(pipe.run(photo, "jpeg", 10, steps=6, stop=2))
+    assert [type(e) for e in ev] == [Compressed, StepResult, StepResult, Finished]
+    ev0 = _events(pipe.run(photo, "jpeg", 10, steps=0))
+    assert [type(e) for e in ev0] == [Compressed, Finished]
+    assert torch.equal(ev0[-1].image, ev0[0].base)
+    with pytest.raises(InputError):
+        _events(pipe.run(photo, "jpeg", 10, steps=3, stop=4))
+
+
+def test_seeded_determinism(pipe, photo):
+    a = _events(pipe.run(photo, "jpeg", 10, steps=3, seed=7))[-1].image
+    b = _events(pipe.run(photo, "jpeg", 10, steps=3, seed=7))[-1].image
+    c = _events(pipe.run(photo, "jpeg", 10, steps=3, seed=8))[-1].image
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_receiver_side_has_no_psnr_and_matches_sender(pipe, photo):
+    sent = _events(pipe.run(photo, "neural", 0.004, steps=3, seed=1))
+    got = _events(pipe.run_bitstream(sent[0].bitstream, steps=3, seed=1))
+    assert torch.equal(got[0].base, sent[0].base)       # exact decode of the file
+    assert got[0].psnr is None and all(e.psnr is None for e in got[1:])
+    assert torch.equal(got[-1].image, sent[-1].image)
+
+
+def test_rate_dependent_thresholding(pipe, photo, monkeypatch):
+    seen = []
+    import dirac_demo.pipeline as pl
+    real = pl.ddim_sample
+
+    def spy(denoise, r, ts, schedule, clip):
+        seen.append(clip)
+        return real(denoise, r, ts, schedule, clip)
+
+    monkeypatch.setattr(pl, "ddim_sample", spy)
+    _events(pipe.run(photo, "neural", 0.0005, steps=1))
+    _events(pipe.run(photo, "neural", 0.012, steps=1))
+    _events(pipe.run(photo, "neural", 0.012, steps=1, threshold=False))
+    _events(pipe.run(photo, "jpeg", 10, steps=1))
+    assert seen == [0.05, 0.2, 1.0, 1.0]
+
+
+def test_tiling_blends_to_the_untiled_result(tiny_assets, monkeypatch):
+    """With a local network, overlapping tiles blend back to exactly the whole-image output."""
+    tiled = DiracPipeline.from_pretrained(str(tiny_assets), device="cpu", precision="fp32", tile=32,
+                                          tile_overlap=8)
+    calls = []
+
+    def local_net(net, r, t, xb):
+        calls.append(r.shape[-2:])
+        return 0.1 * xb + 0.01 * r * t
+
+    monkeypatch.setattr(tiled, "_net", local_net)
+    r, xb = torch.randn(1, 3, 90, 110), torch.rand(1, 3, 90, 110)
+    out = tiled._denoise(None, r, 5, xb)
+    assert torch.allclose(out, 0.1 * xb + 0.05 * r, atol=1e-6)
+    assert len(calls) > 4 and all(tuple(c) == (32, 32) for c in calls)
+
+
+def test_large_image_runs_tiled(tiny_assets):
+    tiled = DiracPipeline.from_pretrained(str(tiny_assets), device="cpu", precision="fp32", tile=64,
+                                          tile_overlap=16)
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (150, 230, 3), dtype=np.uint8))
+    ev = _events(tiled.run(img, "jpeg", 30, steps=2))
+    assert ev[-1].image.shape == (1, 3, 150, 230) and torch.isfinite(ev[-1].image).all()
+
+
+def _encode(img: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "L", "P", "CMYK", "I;16", "LA", "1"])
+def test_input_modes(pipe, photo, mode):
+    if mode == "I;16":
+        arr = (np.asarray(photo.convert("L"), dtype=np.uint16) * 257)
+        img = Image.fromarray(arr, "I;16")
+    else:
+        img = photo.convert(mode)
+    fmt = "JPEG" if mode == "CMYK" else "PNG"
+    comp, x = pipe.compress(_encode(img, fmt), "jpeg", 50)
+    assert comp.base.shape == (1, 3, 72, 96) and x.shape == (1, 3, 72, 96)
+    if mode == "I;16":   # 16-bit scaled to 8 bits, not clipped to white
+        assert 0.05 < x.mean().item() < 0.95
+
+
+def test_exif_orientation(pipe, photo):
+    exif = Image.Exif()
+    exif[0x0112] = 6     # rotate 90° clockwise on display
+    comp, x = pipe.compress(_encode(photo, "JPEG", exif=exif, quality=95), "jpeg", 50)
+    assert x.shape == (1, 3, 96, 72)
+
+
+def test_bad_inputs(pipe, photo):
+    with pytest.raises(InputError):
+        pipe.compress(b"", "jpeg", 10)
+    with pytest.raises(InputError):
+        pipe.compress(b"GIF89a garbage", "jpeg", 10)
+    with pytest.raises(InputError):
+        pipe.compress(_encode(photo, "PNG")[:200], "jpeg", 10)
+    with pytest.raises(InputError):
+        pipe.compress(photo, "webp", 10)
+    with pytest.raises(InputError):
+        pipe.compress(photo.resize((8, 8)), "jpeg", 10)
+    frames = [photo, photo.rotate(90)]
+    gif = io.BytesIO()
+    frames[0].save(gif, format="GIF", save_all=True, append_images=frames[1:])
+    with pytest.raises(InputError, match="Animated"):
+        pipe.compress(gif.getvalue(), "jpeg", 10)
+
+
+def test_huge_image_error_or_explicit_downscale(tiny_assets):
+    small_limit = DiracPipeline.from_pretrained(str(tiny_assets), device="cpu", precision="fp32",
+                                                max_pixels=64 * 64)
+    img = Image.new("RGB", (200, 100), (10, 20, 30))
+    with pytest.raises(InputError, match="limit"):
+        small_limit.compress(img, "jpeg", 10)
+    comp, x = small_limit.compress(img, "jpeg", 10, downscale=True)
+    assert x.shape[-1] * x.shape[-2] <= 64 * 64
+
+
+def test_decompression_bomb_header(pipe):
+    # a PNG header claiming 20000 x 20000 pixels, without the data
+    import struct
+    import zlib
+    ihdr = struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    png = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + chunk + struct.pack(">I", zlib.crc32(chunk))
+    with pytest.raises(InputError):
+        pipe.compress(png, "jpeg", 10)
+
+
+def test_missing_model_is_clear(photo):
+    bare = DiracPipeline(device="cpu")
+    ev = _events(bare.run(photo, "jpeg", 10, steps=0))   # the base codec alone works
+    assert isinstance(ev[-1], Finished)
+    with pytest.raises(WeightsError, match="No trained DIRAC model"):
+        _events(bare.run(photo, "jpeg", 10, steps=2))
+    with pytest.raises(WeightsError, match="neural codec"):
+        bare.compress(photo, "neural", 0.001)
+
+
+def test_bitstream_declaring_huge_image(pipe):
+    enc = bitstream.Encoded(codec="neural", width=60000, height=60000, chunks=[b"a", b"b"],
+                            lmbda=0.0016, scale_q=1024)
+    with pytest.raises(BitstreamError, match="limit"):
+        pipe.decode(bitstream.pack(enc))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_fuzz_full_decode(pipe, photo, data):
+    """Mutated bitstreams through the whole receiver: a valid image or a BitstreamError, nothing else."""
+    codec = data.draw(st.sampled_from(["jpeg", "neural"]))
+    good = pipe.compress(photo, codec, 10 if codec == "jpeg" else 0.002)[0].bitstream
+    body = bytearray(good[:-4])
+    for _ in range(data.draw(st.integers(1, 3))):
+        body[data.draw(st.integers(0, len(body) - 1))] = data.draw(st.integers(0, 255))
+    import struct
+    import zlib
+    mutated = bytes(body) + struct.pack(">I", zlib.crc32(bytes(body)) & 0xFFFFFFFF)
+    try:
+        comp = pipe.decode(mutated)
+    except BitstreamError:
+        return
+    assert comp.base.shape[-2:] == (comp.encoded.height, comp.encoded.width)
+    assert torch.isfinite(comp.base).all()

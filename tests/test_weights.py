@@ -1,0 +1,65 @@
+import json
+import shutil
+import warnings
+
+import pytest
+
+from dirac_demo.errors import WeightsError
+from dirac_demo.unet import UNetConfig
+from dirac_demo.weights import ASSETS, load_codec, load_dirac, resolve
+
+
+def test_missing_weights_are_a_clear_error(tmp_path):
+    with pytest.raises(WeightsError, match="not found"):
+        load_dirac(tmp_path / "nothing")
+    with pytest.raises(WeightsError, match="not found"):
+        load_codec(tmp_path / "nothing")
+
+
+def test_mismatched_weights_are_a_clear_error(tiny_assets, tmp_path):
+    for ext in (".safetensors", ".json"):
+        shutil.copy(tiny_assets / f"dirac_jpeg{ext}", tmp_path / f"d{ext}")
+    meta = json.loads((tmp_path / "d.json").read_text())
+    meta["config"] = UNetConfig(channels=[8, 24], blocks=[1, 1], emb_dim=16, groups=4).to_dict()
+    (tmp_path / "d.json").write_text(json.dumps(meta))
+    with pytest.raises(WeightsError, match="do not match"):
+        load_dirac(tmp_path / "d")
+    meta["kind"] = "neural_codec"
+    (tmp_path / "d.json").write_text(json.dumps(meta))
+    with pytest.raises(WeightsError, match="not a 'dirac'"):
+        load_dirac(tmp_path / "d")
+    (tmp_path / "d.safetensors").write_bytes(b"garbage")
+    with pytest.raises(WeightsError, match="cannot be read"):
+        load_codec(tmp_path / "d")
+
+
+def test_thresholds_loaded(tiny_assets):
+    m = load_dirac(tiny_assets / "dirac_neural")
+    assert m.thresholds == {0.0004: 0.05, 0.0016: 0.1, 0.016: 0.2}
+    assert load_dirac(tiny_assets / "dirac_jpeg").thresholds is None
+
+
+def test_hub_offline_falls_back_to_shipped_files(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        path = resolve("dirac_jpeg", hub_repo="someone/dirac-demo")
+    assert path == ASSETS / "dirac_jpeg"
+    assert any("Hub" in str(w.message) for w in caught)
+
+
+def test_hub_download_used_when_available(monkeypatch, tiny_assets):
+    calls = []
+
+    def fake_download(repo, filename):
+        calls.append((repo, filename))
+        return str(tiny_assets / filename)
+
+    import huggingface_hub
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    monkeypatch.setenv("DIRAC_HUB_REPO", "someone/dirac-demo")
+    path = resolve("dirac_jpeg")
+    assert path == tiny_assets / "dirac_jpeg"
+    assert calls == [("someone/dirac-demo", "dirac_jpeg.safetensors"), ("someone/dirac-demo", "dirac_jpeg.json")]
+    assert load_dirac(path).net is not None
