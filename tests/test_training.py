@@ -1,0 +1,120 @@
+"""Training commands: a few steps on tiny generated data, resume, Ctrl-C, export, torchrun/gloo."""
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dirac_demo import export, thresholds, train_codec, train_dirac
+from dirac_demo.weights import load_codec, load_dirac
+
+TINY = ["--channels", "8,16", "--blocks", "1,1"]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        yy, xx = np.mgrid[0:160, 0:200]
+        img = np.stack([xx * (1 + i), yy * 1.5, (xx + yy) * 0.7], -1) % 255 + rng.normal(0, 8, (160, 200, 3))
+        Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(root / f"img{i}.png")
+    return root
+
+
+def _rows(path: Path) -> list[dict]:
+    with open(path) as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_train_dirac_jpeg_resume_and_export(data_dir, tmp_path):
+    out = tmp_path / "run"
+    args = ["--data", str(data_dir), "--out", str(out), "--crop", "32", "--batch", "2", "--bf16", "off",
+            "--save-every", "2", "--val-every", "2", *TINY]
+    assert train_dirac.main(args + ["--steps", "3"]) == 0
+    ck = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert ck["step"] == 3
+    assert train_dirac.main(args + ["--steps", "5"]) == 0          # resumes at step 3
+    rows = _rows(out / "log.csv")
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5]
+    assert all(np.isfinite(float(r["loss"])) for r in rows)
+    assert (out / "loss.png").stat().st_size > 0
+    assert export.main(["dirac", "--ckpt", str(out / "checkpoint.pt"), "--out", str(tmp_path / "dj")]) == 0
+    model = load_dirac(tmp_path / "dj")
+    assert model.meta["training"]["steps"] == 5
+    # the exported EMA weights equal the checkpoint's (up to fp16)
+    ema = torch.load(out / "checkpoint.pt", weights_only=False)["ema"]
+    for k, v in model.net.state_dict().items():
+        assert torch.allclose(v, ema[k].half().float())
+
+
+def test_train_codec_then_neural_dirac_and_thresholds(data_dir, tmp_path):
+    run = tmp_path / "codec"
+    assert train_codec.main(["--data", str(data_dir), "--out", str(run), "--crop", "64", "--batch", "2",
+                             "--N", "8", "--M", "8", "--steps", "3", "--val-every", "3"]) == 0
+    rows = _rows(run / "log.csv")
+    assert len(rows) == 3 and rows[-1]["val_psnr_mid"] != ""
+    lmbdas = [float(r["lmbda"]) for r in rows]
+    assert all(0.0004 <= l <= 0.016 for l in lmbdas)
+    assert export.main(["codec", "--ckpt", str(run / "checkpoint.pt"), "--out", str(tmp_path / "codec")]) == 0
+    codec = load_codec(tmp_path / "codec")
+    table_path = tmp_path / "th.json"
+    assert thresholds.main(["--data", str(data_dir), "--codec", str(tmp_path / "codec"), "--out", str(table_path),
+                            "--crops", "4", "--crop", "64", "--num", "5"]) == 0
+    table = {float(k): v for k, v in json.loads(table_path.read_text()).items()}
+    assert len(table) == 5 and min(table) == pytest.approx(0.0004, rel=1e-4)
+    assert all(0 < v <= 2 for v in table.values())
+    # θ is the 95% coverage point of |x − x̃| (in [−1, 1] units) at each λ
+    crops = torch.rand(4, 3, 64, 64)
+    small = thresholds.threshold_table(codec, crops, num=3)
+    for lmbda, theta in small.items():
+        r = ((crops - codec.reconstruct(crops, lmbda)) * 2).abs()
+        assert (r <= theta).float().mean().item() == pytest.approx(0.95, abs=0.01)
+    out = tmp_path / "dn"
+    assert train_dirac.main(["--data", str(data_dir), "--base", "neural", "--codec-weights", str(tmp_path / "codec"),
+                             "--out", str(out), "--crop", "64", "--batch", "2", "--steps", "2", "--bf16", "off",
+                             "--val-every", "100", *TINY]) == 0
+    assert export.main(["dirac", "--ckpt", str(out / "checkpoint.pt"), "--out", str(tmp_path / "dirac_neural"),
+                        "--thresholds", str(table_path)]) == 0
+    assert load_dirac(tmp_path / "dirac_neural").thresholds.keys() == table.keys()
+
+
+def _env():
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    return env
+
+
+def test_ctrl_c_saves_a_checkpoint(data_dir, tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "dirac_demo.train_dirac", "--data", str(data_dir), "--out", str(out), "--crop", "32",
+           "--batch", "2", "--bf16", "off", "--save-every", "100000", "--val-every", "100000", "--threads", "1", *TINY]
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    log = out / "log.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not log.exists() or len(_rows(log)) < 2):
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 0
+    ck = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert ck["step"] >= 2
+
+
+def test_torchrun_gloo_two_processes(data_dir, tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           "-m", "dirac_demo.train_dirac", "--data", str(data_dir), "--out", str(out), "--crop", "32",
+           "--batch", "2", "--bf16", "off", "--steps", "3", "--val-every", "100", "--threads", "1", *TINY]
+    proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    ck = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert ck["step"] == 3 and ck["meta"]["batch"] == 4      # global batch = 2 processes x 2
+    assert len(_rows(out / "log.csv")) == 3                    # only rank 0 logs
