@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import io
 import os
-import warnings
 from typing import Union
 
 import numpy as np
@@ -15,7 +14,7 @@ from .errors import InputError
 
 MIN_SIDE = 16
 MAX_PIXELS = 4_194_304          # 4 megapixels (2048 x 2048): bounded time and memory
-BOMB_PIXELS = 50_000_000        # refuse to even decode headers claiming more than this
+BOMB_PIXELS = 25_000_000        # never decode pixel data of images claiming more than this
 
 ImageLike = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
 
@@ -43,25 +42,18 @@ def _open(src: ImageLike) -> Image.Image:
             raise InputError(f"Cannot read file {os.fspath(src)!r}: {exc.strerror}.") from exc
     if not data:
         raise InputError("The file is empty, not an image.")
-    old = Image.MAX_IMAGE_PIXELS
     try:
-        Image.MAX_IMAGE_PIXELS = BOMB_PIXELS // 2   # PIL raises above 2x this
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-            w, h = img.size
-            if w * h > BOMB_PIXELS // 2:
-                raise InputError(f"The image is {w}x{h} pixels, far over the {MAX_PIXELS // 1_000_000} "
-                                 "megapixel limit.")
-            img.load()
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        img = Image.open(io.BytesIO(data))      # reads the header only
+        w, h = img.size
+        if w * h > BOMB_PIXELS:
+            raise InputError(f"The image is {w}x{h} pixels, far over the {MAX_PIXELS / 1e6:.1f} MP limit.")
+        img.load()
+    except Image.DecompressionBombError as exc:
         raise InputError("The image is too large to decode safely (decompression bomb guard).") from exc
     except UnidentifiedImageError as exc:
         raise InputError("The file is not an image Pillow can read.") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InputError(f"The image is corrupt or truncated ({exc}).") from exc
-    finally:
-        Image.MAX_IMAGE_PIXELS = old
     return img
 
 
