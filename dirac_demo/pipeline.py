@@ -18,7 +18,7 @@ from .bitstream import Encoded
 from .errors import BitstreamError, InputError, WeightsError
 from .images import MAX_PIXELS, ImageLike, from_signed, load_image, pad_to_multiple, pil_to_tensor, to_signed
 from .metrics import ms_ssim, psnr
-from .sampler import ddim_sample, late_start_noise, nearest_threshold
+from .sampler import Step, ddim_sample, late_start_noise, nearest_threshold
 from .schedule import Schedule, late_start_timesteps
 from .weights import DiracModel, load_codec, load_dirac, resolve
 
@@ -85,8 +85,8 @@ class DiracPipeline:
 
     def __init__(self, neural_codec: NeuralCodec | None = None,
                  dirac: dict[str, DiracModel] | None = None, device: str | torch.device | None = None,
-                 precision: str = "auto", tile: int = 512, tile_overlap: int = 32,
-                 max_pixels: int = MAX_PIXELS) -> None:
+                 precision: str = "auto", tile: int = 544, tile_overlap: int = 32,
+                 tile_above: int = 1_572_864, max_pixels: int = MAX_PIXELS) -> None:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if precision == "auto":
             precision = "fp16" if self.device.type == "cuda" else ("bf16" if _cpu_bf16() else "fp32")
@@ -100,6 +100,7 @@ class DiracPipeline:
             self.dirac[name] = model
         self.schedule = Schedule()
         self.tile, self.tile_overlap, self.max_pixels = tile, tile_overlap, max_pixels
+        self.tile_above = tile_above    # whole images up to 1.5 MP; overlapping tiles above (memory)
 
     @classmethod
     def from_pretrained(cls, assets: str | None = None, hub_repo: str | None = None, **kwargs) -> "DiracPipeline":
@@ -146,12 +147,11 @@ class DiracPipeline:
     def _denoise(self, net, r: torch.Tensor, t: int, xb: torch.Tensor) -> torch.Tensor:
         h, w = r.shape[-2:]
         tile, ov = self.tile, self.tile_overlap
-        if h * w <= 2 * tile * tile:
+        if h * w <= self.tile_above:
             return self._net(net, r, t, xb)
         out = torch.zeros_like(r)
         wsum = torch.zeros((1, 1, h, w), device=r.device)
-        ys = _starts(h, tile, tile - ov)
-        xs = _starts(w, tile, tile - ov)
+        ys, xs = _starts(h, tile, ov), _starts(w, tile, ov)
         for y in ys:
             for x in xs:
                 sl = (..., slice(y, y + tile), slice(x, x + tile))
@@ -171,8 +171,8 @@ class DiracPipeline:
         return out.float()[..., :h, :w]
 
     # ---- public API -----------------------------------------------------------------
-    def compress(self, image: ImageLike, codec: str, rate: float, downscale: bool = False
-                 ) -> tuple[Compressed, torch.Tensor]:
+    def compress(self, image: ImageLike, codec: str, rate: float, downscale: bool = False,
+                 with_ms_ssim: bool = True) -> tuple[Compressed, torch.Tensor]:
         """Encode an image; returns the :class:`Compressed` event and the original tensor."""
         t0 = time.perf_counter()
         x = pil_to_tensor(load_image(image, self.max_pixels, downscale))
@@ -180,7 +180,7 @@ class DiracPipeline:
         enc = c.compress(x, int(round(rate)) if codec == "jpeg" else float(rate))
         data = bitstream.pack(enc)
         base = c.decompress(bitstream.parse(data))
-        p, m = self._metrics(base, x, True)
+        p, m = self._metrics(base, x, with_ms_ssim)
         return Compressed(data, enc, base, p, m, time.perf_counter() - t0), x
 
     def decode(self, data: bytes) -> Compressed:
@@ -199,40 +199,52 @@ class DiracPipeline:
         """Residual DDIM with late start from ``base``: one :class:`StepResult` per step, then Finished."""
         stop = _check_steps(steps, stop)
         image = base
-        p0 = psnr(base, original) if original is not None else None
-        if stop == 0:
-            yield Finished(image, p0, 0, steps)
-            return
+        last = psnr(base, original) if original is not None else None
+        if stop > 0:
+            for step, image, seconds in self.trajectory(base, enc, steps, seed, threshold):
+                p, m = self._metrics(image, original, with_ms_ssim)
+                last = p
+                yield StepResult(step.index + 1, steps, step.t, image, p, m, seconds)
+                if step.index + 1 >= stop:
+                    break
+        yield Finished(image, last, stop, steps)
+
+    def clip_for(self, enc: Encoded, threshold: bool = True) -> float:
+        """The bound on r̂0: θ(λ) for the neural codec when thresholding is on (A.4), else 1."""
+        model = self.dirac.get(enc.codec)
+        if enc.codec == "neural" and threshold and model is not None:
+            return nearest_threshold(model.thresholds, enc.lmbda) or 1.0
+        return 1.0
+
+    def trajectory(self, base: torch.Tensor, enc: Encoded, steps: int = 20, seed: int = 0,
+                   threshold: bool = True) -> Iterator[tuple[Step, torch.Tensor, float]]:
+        """The sampler itself: ``(Step, image, seconds)`` per DDIM step, Step holding r_t and r̂0(t).
+
+        ``seconds`` covers the network call and the update, not the caller's metrics.
+        """
         model = self.dirac.get(enc.codec)
         if model is None:
             raise WeightsError(f"No trained DIRAC model for the {enc.codec} codec is loaded.")
-        clip = 1.0
-        if enc.codec == "neural" and threshold:
-            clip = nearest_threshold(model.thresholds, enc.lmbda) or 1.0
         ts = late_start_timesteps(steps, NUM_RESPACED, self.schedule.num_timesteps)
         gen = torch.Generator().manual_seed(int(seed))
         xb = to_signed(base).to(self.device)
         r = late_start_noise(xb.shape, int(ts[0]), self.schedule, gen, self.device)
         denoise = lambda r_t, t: self._denoise(model.net, r_t, t, xb)  # noqa: E731
-        last = p0
-        t0 = time.perf_counter()
-        for step in ddim_sample(denoise, r, ts, self.schedule, clip=clip):
-            image = from_signed(xb + step.r0_hat).clamp(0, 1).cpu()
-            p, m = self._metrics(image, original, with_ms_ssim)
-            last = p
-            now = time.perf_counter()
-            yield StepResult(step.index + 1, steps, step.t, image, p, m, now - t0)
-            t0 = now
-            if step.index + 1 >= stop:
-                break
-        yield Finished(image, last, stop, steps)
+        sampler = ddim_sample(denoise, r, ts, self.schedule, clip=self.clip_for(enc, threshold))
+        while True:
+            t0 = time.perf_counter()
+            step = next(sampler, None)
+            if step is None:
+                return
+            image = from_signed(xb + step.r0_hat).clamp(0, 1).cpu()   # .cpu() waits for the device
+            yield step, image, time.perf_counter() - t0
 
     def run(self, image: ImageLike, codec: str = "jpeg", rate: float = 10, steps: int = 20,
             stop: int | None = None, seed: int = 0, threshold: bool = True, downscale: bool = False,
             with_ms_ssim: bool = True) -> Iterator[Event]:
         """Sender and receiver in one: Compressed, then StepResult per step, then Finished."""
         _check_steps(steps, stop)
-        comp, x = self.compress(image, codec, rate, downscale)
+        comp, x = self.compress(image, codec, rate, downscale, with_ms_ssim)
         yield comp
         yield from self.enhance(comp.base, comp.encoded, steps, stop, seed, threshold, x, with_ms_ssim)
 
@@ -255,11 +267,12 @@ def _check_steps(steps: int, stop: int | None) -> int:
     return stop
 
 
-def _starts(length: int, tile: int, stride: int) -> list[int]:
+def _starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Fewest tile origins covering ``length`` with at least ``overlap`` between neighbours."""
     if length <= tile:
         return [0]
-    starts = list(range(0, length - tile, stride))
-    return starts + [length - tile]
+    n = -(-(length - overlap) // (tile - overlap))
+    return [round(i * (length - tile) / (n - 1)) for i in range(n)]
 
 
 def _ramp(n: int, overlap: int, device) -> torch.Tensor:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -96,7 +95,7 @@ def validate(model: torch.nn.Module, pairs: tuple[torch.Tensor, torch.Tensor], s
     from .sampler import ddim_sample, late_start_noise
     from .schedule import late_start_timesteps
     x, xb = pairs
-    xs, xbs = x * 2 - 1, xb * 2 - 1
+    xbs = xb * 2 - 1
     ts = late_start_timesteps(20)
     gen = torch.Generator().manual_seed(0)
     r = late_start_noise(x.shape, int(ts[0]), schedule, gen)

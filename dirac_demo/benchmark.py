@@ -1,0 +1,178 @@
+"""Speed benchmark of the receiver: ``python -m dirac_demo.benchmark [--sizes 256x256 768x512 1024x1024]``.
+
+For each size (W×H): the latency of one DIRAC step through :meth:`DiracPipeline.enhance` (mean and
+standard deviation over ``--repeats`` steps after a warm-up step), the network's GFLOPs per step as
+executed (tiles included; ``torch.utils.flop_counter``), the time to the first enhanced frame
+(compress + decode + first step, warm and cold) and the peak memory. The same run measures this
+machine's fp32 matmul throughput (``--matmul``² products), so a step's cost can be stated in
+machine-independent units: effective GFLOP = seconds per step × matmul GFLOP/s (the issue-3 target
+is ≤ 80 at 768×512). Prints a table; ``--json`` writes::
+
+    {"schema": "dirac_demo.benchmark/1", "device", "device_name", "precision", "threads", "torch",
+     "codec", "params", "matmul": {"n", "gflops", "dtype"},
+     "results": [{"width", "height", "ms_per_step", "ms_per_step_std", "gflops_per_step",
+                  "effective_gflop", "first_frame_s", "first_frame_cold_s", "peak_mem_mib"}]}
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.flop_counter import FlopCounterMode
+
+from .errors import DiracError, InputError, WeightsError
+from .images import to_signed
+from .pipeline import DiracPipeline, StepResult
+
+SCHEMA = "dirac_demo.benchmark/1"
+DEFAULT_RATE = {"jpeg": 10, "neural": 0.0016}
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'768x512' -> (768, 512); '256' -> (256, 256)."""
+    try:
+        parts = [int(v) for v in text.lower().replace("×", "x").split("x")]
+    except ValueError:
+        parts = []
+    if len(parts) == 1:
+        parts *= 2
+    if len(parts) != 2 or min(parts) < 16:
+        raise InputError(f"A size is WIDTHxHEIGHT with sides of at least 16 pixels, got {text!r}.")
+    return parts[0], parts[1]
+
+
+def synthetic_image(width: int, height: int, seed: int = 0) -> Image.Image:
+    """A deterministic test picture: smooth gradients plus texture."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    img = np.stack([128 + 100 * np.sin(xx / 37.0), 128 + 100 * np.cos(yy / 23.0), (xx + yy) % 256], -1)
+    img += rng.normal(0, 12, img.shape)
+    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB")
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 3, device: torch.device | str = "cpu") -> float:
+    """fp32 matrix-multiply throughput of this machine, GFLOP/s (2n³ per product)."""
+    device = torch.device(device)
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(n, n, generator=gen).to(device)
+    b = torch.randn(n, n, generator=gen).to(device)
+    torch.mm(a, b)
+    _sync(device)
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        torch.mm(a, b)
+    _sync(device)
+    return 2.0 * n ** 3 * repeats / (time.perf_counter() - t0) / 1e9
+
+
+def step_gflops(pipe: DiracPipeline, codec: str, base: torch.Tensor) -> float:
+    """FLOPs of one network evaluation as the pipeline runs it (tiled when large), in GFLOP."""
+    xb = to_signed(base).to(pipe.device)
+    with FlopCounterMode(display=False) as counter:
+        pipe._denoise(pipe.dirac[codec].net, torch.zeros_like(xb), 100, xb)
+    return counter.get_total_flops() / 1e9
+
+
+def _first_frame(pipe: DiracPipeline, img: Image.Image, codec: str) -> float:
+    t0 = time.perf_counter()
+    for ev in pipe.run(img, codec, DEFAULT_RATE[codec], steps=20, stop=1, with_ms_ssim=False):
+        if isinstance(ev, StepResult):
+            break
+    _sync(pipe.device)
+    return time.perf_counter() - t0
+
+
+def _peak_mib(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2 ** 20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0   # kB on Linux
+
+
+def bench_size(pipe: DiracPipeline, codec: str, width: int, height: int, repeats: int) -> dict:
+    """All measurements at one image size."""
+    if pipe.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(pipe.device)
+    img = synthetic_image(width, height)
+    cold = _first_frame(pipe, img, codec)
+    warm = _first_frame(pipe, img, codec)
+    comp, _ = pipe.compress(img, codec, DEFAULT_RATE[codec])
+    secs = [ev.seconds for ev in pipe.enhance(comp.base, comp.encoded, steps=repeats + 1, with_ms_ssim=False)
+            if isinstance(ev, StepResult)][1:]   # the first step is the warm-up
+    return {"width": width, "height": height, "ms_per_step": 1e3 * float(np.mean(secs)),
+            "ms_per_step_std": 1e3 * float(np.std(secs)), "gflops_per_step": step_gflops(pipe, codec, comp.base),
+            "first_frame_s": warm, "first_frame_cold_s": cold, "peak_mem_mib": _peak_mib(pipe.device)}
+
+
+def run(pipe: DiracPipeline, codec: str, sizes: list[tuple[int, int]], repeats: int, matmul_n: int) -> dict:
+    """The benchmark document."""
+    gflops = matmul_gflops(matmul_n, device=pipe.device)
+    results = [bench_size(pipe, codec, w, h, repeats) for w, h in sizes]
+    for r in results:
+        r["effective_gflop"] = r["ms_per_step"] / 1e3 * gflops
+    dev = pipe.device
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine()
+    return {"schema": SCHEMA, "device": dev.type, "device_name": name,
+            "precision": pipe.precision, "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "codec": codec, "params": sum(p.numel() for p in pipe.dirac[codec].net.parameters()),
+            "matmul": {"n": matmul_n, "gflops": gflops, "dtype": "float32"}, "results": results}
+
+
+def table(doc: dict) -> str:
+    """The benchmark as a plain-text table."""
+    lines = [f"device {doc['device']} ({doc['device_name']}), {doc['precision']}, {doc['threads']} threads, "
+             f"DIRAC-{doc['codec']} {doc['params'] / 1e6:.1f} M params; "
+             f"fp32 matmul {doc['matmul']['n']}²: {doc['matmul']['gflops']:.1f} GFLOP/s",
+             f"{'size':>11} {'ms/step':>16} {'GFLOP/step':>11} {'eff. GFLOP':>11} {'1st frame s':>12} "
+             f"{'cold s':>8} {'peak MiB':>9}"]
+    for r in doc["results"]:
+        lines.append(f"{r['width']:>5}x{r['height']:<5} {r['ms_per_step']:>9.1f} ± {r['ms_per_step_std']:<5.1f}"
+                     f"{r['gflops_per_step']:>11.1f} {r['effective_gflop']:>11.1f} {r['first_frame_s']:>12.3f} "
+                     f"{r['first_frame_cold_s']:>8.3f} {r['peak_mem_mib']:>9.0f}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m dirac_demo.benchmark", description=__doc__.splitlines()[0])
+    p.add_argument("--assets", default=None, help="weights folder (default: the shipped assets/)")
+    p.add_argument("--codec", choices=["jpeg", "neural"], default=None, help="which DIRAC model (default: jpeg)")
+    p.add_argument("--sizes", nargs="+", default=["256x256", "768x512", "1024x1024"], help="WIDTHxHEIGHT")
+    p.add_argument("--repeats", type=int, default=5, help="timed steps per size (after one warm-up)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    p.add_argument("--matmul", type=int, default=2048, help="side of the reference matmul")
+    p.add_argument("--json", default=None, help="write the results here")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        sizes = [parse_size(s) for s in args.sizes]
+        pipe = DiracPipeline.from_pretrained(args.assets, device=args.device, precision=args.precision)
+        codec = args.codec or ("jpeg" if "jpeg" in pipe.dirac else "neural")
+        if codec not in pipe.dirac or (codec == "neural" and pipe.neural is None):
+            raise WeightsError(f"No trained DIRAC model (and codec) for {codec} is loaded.")
+        doc = run(pipe, codec, sizes, min(99, max(1, args.repeats)), args.matmul)
+    except DiracError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(table(doc))
+    if args.json:
+        Path(args.json).write_text(json.dumps(doc, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

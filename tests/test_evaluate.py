@@ -1,0 +1,179 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dirac_demo import benchmark, metrics, plots, report
+from dirac_demo.evaluate import list_images, main, report_steps, webp_roundtrip
+from dirac_demo.images import from_signed, to_signed
+from dirac_demo.images import pil_to_tensor
+from dirac_demo.pipeline import StepResult
+from dirac_demo.sampler import update_angle
+from dirac_demo.weights import export_codec, export_dirac
+
+from conftest import tiny_codec, tiny_net
+
+FAST = ["--swd-patches", "32", "--quiet", "--precision", "fp32", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """Three small deterministic images, one of another size and one a JPEG."""
+    root = tmp_path_factory.mktemp("data")
+    for i, (w, h) in enumerate([(96, 72), (80, 64), (96, 72)]):
+        rng = np.random.default_rng(i)
+        yy, xx = np.mgrid[0:h, 0:w]
+        img = np.stack([xx * 2.5 + 20 * i, yy * 3.0, (xx + yy) * 1.5], -1) + rng.normal(0, 12, (h, w, 3))
+        Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(root / f"im{i}.{'jpg' if i == 2 else 'png'}")
+    (root / "notes.txt").write_text("not an image")
+    return root
+
+
+def _run(tmp_path, name, *args):
+    out = tmp_path / f"{name}.json"
+    assert main([*map(str, args), "--json", str(out), *FAST]) == 0
+    return json.loads(out.read_text())
+
+
+@pytest.mark.parametrize("codec,rate,threshold", [("jpeg", 10, True), ("neural", 0.004, True),
+                                                  ("neural", 0.004, False)])
+def test_trajectory_matches_the_pipeline(pipe, photo, codec, rate, threshold):
+    comp, _ = pipe.compress(photo, codec, rate)
+    ref = [e.image for e in pipe.enhance(comp.base, comp.encoded, 4, seed=3, threshold=threshold)
+           if isinstance(e, StepResult)]
+    got = list(pipe.trajectory(comp.base, comp.encoded, 4, seed=3, threshold=threshold))
+    assert len(got) == 4 and all(torch.equal(a, img) for a, (_, img, _) in zip(ref, got))
+    # each image is x̃ + r̂0(t_k), with r̂0 inside the clipping bound
+    clip = pipe.clip_for(comp.encoded, threshold)
+    for step, img, _ in got:
+        assert step.r0_hat.abs().max().item() <= clip + 1e-6
+        assert torch.allclose(img, from_signed(to_signed(comp.base) + step.r0_hat).clamp(0, 1))
+    assert [s.t for s, _, _ in got] == [30, 20, 10, 0] and all(sec > 0 for _, _, sec in got)
+    assert 0.0 <= update_angle(got[0][0], got[1][0]) <= 180.0
+
+
+def test_report_steps():
+    assert report_steps(20) == [1, 20]
+    assert report_steps(20, every=5) == [1, 5, 10, 15, 20]
+    assert report_steps(4, every=1) == [1, 2, 3, 4]
+    assert report_steps(10, explicit=[3, 0, 11]) == [1, 3, 10]
+    assert report_steps(0) == []
+
+
+def test_list_images_and_webp(data):
+    files = list_images(data, limit=2)
+    assert [f.name for f in files] == ["im0.png", "im1.png"] and len(list_images(data)) == 3
+    img = Image.open(files[0]).convert("RGB")
+    lo, x_lo = webp_roundtrip(img, 5)
+    hi, x_hi = webp_roundtrip(img, 95)
+    assert lo[:4] == b"RIFF" and len(lo) < len(hi) and x_lo.shape == (1, 3, 72, 96)
+    x = pil_to_tensor(img)
+    assert metrics.psnr(x_hi, x) > metrics.psnr(x_lo, x)
+
+
+def test_evaluate_jpeg_records_every_metric(data, tiny_assets, tmp_path, pipe):
+    doc = _run(tmp_path, "jpeg", "--data", data, "--assets", tiny_assets, "--codec", "jpeg",
+               "--qf", 10, 40, "--steps", 3, "--all-steps", "--seed", 1)
+    assert doc["schema"] == "dirac_demo.evaluate/1" and doc["images"] == ["im0.png", "im1.png", "im2.jpg"]
+    assert doc["swd_config"]["levels"] == 3 and doc["swd_config"]["patches_per_image"] == 32
+    assert [p["rate"] for p in doc["points"]] == [10, 40] and doc["device"] == "cpu"
+    p = doc["points"][0]
+    assert [s["step"] for s in p["steps"]] == [1, 2, 3] and [s["t"] for s in p["steps"]] == [20, 10, 0]
+    assert [c["step"] for c in p["curvature"]] == [2, 3]
+    for block in [p["base"], *p["steps"]]:
+        assert set(block) >= {"psnr", "ms_ssim", "swd", "swd_levels", "lpips", "fid", "kid"}
+        assert block["swd"] > 0 and len(block["swd_levels"]) == 3
+        assert block["ms_ssim"] is None and block["ms_ssim_unavailable"]   # images under 161 px
+        for name in ("lpips", "fid", "kid"):
+            assert block[name] is not None or block[f"{name}_unavailable"]
+    # bpp from the real .drc files and PSNR as mean over images, recomputed independently
+    files = list_images(data)
+    comps = [pipe.compress(f, "jpeg", 10) for f in files]
+    assert p["bpp"] == pytest.approx(np.mean([c.bpp for c, _ in comps]))
+    assert p["bpp_payload"] < p["bpp"]
+    assert p["base"]["psnr"] == pytest.approx(np.mean([metrics.psnr(c.base, x) for c, x in comps]))
+    assert doc["points"][1]["bpp"] > p["bpp"] and doc["points"][1]["base"]["psnr"] > p["base"]["psnr"]
+    # deterministic for a seed
+    again = _run(tmp_path, "again", "--data", data, "--assets", tiny_assets, "--codec", "jpeg",
+                 "--qf", 10, "--steps", 3, "--seed", 1, "--no-lpips", "--no-fid")
+    q = again["points"][0]
+    assert q["steps"][-1]["swd"] == p["steps"][-1]["swd"] and q["steps"][-1]["psnr"] == p["steps"][-1]["psnr"]
+    assert q["base"]["lpips_unavailable"] == "disabled with --no-lpips"
+
+
+def test_evaluate_neural_comparisons_plots_and_report(data, tiny_assets, tmp_path):
+    doc = _run(tmp_path, "neural", "--data", data, "--assets", tiny_assets, "--codec", "neural",
+               "--lmbda", 0.002, 0.008, "--steps", 2, "--threshold-compare", "--full-steps-compare",
+               "--step-every", 50, "--limit", 2, "--plots", tmp_path / "figs", "--report", tmp_path / "r.md")
+    variants = [(p["rate"], p["variant"], p["num_steps"], p["threshold"]) for p in doc["points"]]
+    assert variants == [(r, v, n, t) for r in (0.002, 0.008) for v, n, t in
+                        (("main", 2, True), ("full_steps", 100, True), ("no_threshold", 2, False))]
+    full = doc["points"][1]
+    assert [s["step"] for s in full["steps"]] == [1, 50, 100] and len(full["curvature"]) == 99
+    assert doc["points"][0]["clip"] == pytest.approx(0.1) and doc["points"][2]["clip"] == 1.0
+    webp = _run(tmp_path, "webp", "--data", data, "--codec", "webp", "--quality", 5, 30, 90, "--limit", 2)
+    assert all(p["steps"] == [] and p["num_steps"] == 0 and p["bpp"] > 0 for p in webp["points"])
+    figs = plots.render_all([doc, webp], tmp_path / "figs2")
+    names = {f.name for f in figs}
+    assert {"rate_distortion.png", "rate_perception.png", "traversal_neural.png"} <= names
+    assert all(f.read_bytes()[:4] == b"\x89PNG" for f in figs)
+    assert (tmp_path / "figs" / "traversal_neural.png").exists()
+    text = report.render([doc, webp])
+    for title in ("Claim 1", "Claim 2", "Claim 3", "Claim 4", "BD-rate"):
+        assert title in text
+    assert "Neural+DIRAC-1" in text and "WebP" in text
+    assert (tmp_path / "r.md").read_text().startswith("### Setup")
+    # merging: a main point evaluated on more images wins the curves and claim 1; claim 2 pairs
+    # S = 20 with S = 100 from the same document only
+    bigger = json.loads(json.dumps(doc))
+    bigger["images"].append("extra.png")
+    bigger["points"] = [dict(p, bpp=p["bpp"] + 1.0) for p in bigger["points"] if p["variant"] == "main"]
+    merged = plots.points([doc, bigger])
+    assert len(merged) == 2 and all(p["_doc"] == 1 and p["_images"] == 3 for p in merged)
+    claim1 = report.claim1(merged)
+    assert claim1.count("| Neural | lmbda 0.002 |") == 1 and "| 3 |" in claim1
+    pairs = report._pairs(plots.points([doc, bigger], None), "full_steps")
+    assert len(pairs) == 2 and all(a["_doc"] == b["_doc"] == 0 for a, b in pairs)
+    assert report.main(["--from", str(tmp_path / "neural.json"), "--out", str(tmp_path / "r2.md")]) == 0
+
+
+@pytest.mark.parametrize("args", [["--codec", "jpeg", "--lmbda", "0.01"],
+                                  ["--codec", "jpeg", "--threshold-compare"],
+                                  ["--codec", "webp", "--full-steps-compare"],
+                                  ["--codec", "jpeg", "--steps", "101"]])
+def test_evaluate_rejects_bad_arguments(data, tiny_assets, args, capsys):
+    assert main(["--data", str(data), "--assets", str(tiny_assets), *args, "--quiet"]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_evaluate_missing_data_and_weights(tmp_path, data, capsys):
+    assert main(["--data", str(tmp_path / "nothing"), "--quiet"]) == 2
+    (tmp_path / "empty").mkdir()
+    assert main(["--data", str(data), "--assets", str(tmp_path / "empty"), "--codec", "neural", "--quiet"]) == 2
+    assert "neural codec" in capsys.readouterr().err
+    assets = tmp_path / "no_table"   # a neural DIRAC model without θ(λ): on/off cannot differ
+    export_codec(tiny_codec(), assets / "codec", {"note": "fixture"})
+    export_dirac(tiny_net(2), assets / "dirac_neural", {"note": "fixture"})
+    assert main(["--data", str(data), "--assets", str(assets), "--codec", "neural", "--threshold-compare",
+                 "--quiet"]) == 2
+    assert "threshold table" in capsys.readouterr().err
+
+
+def test_benchmark_smoke(tiny_assets, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert benchmark.main(["--assets", str(tiny_assets), "--sizes", "48x32", "64", "--repeats", "2",
+                           "--matmul", "128", "--threads", "1", "--precision", "fp32", "--device", "cpu",
+                           "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["schema"] == "dirac_demo.benchmark/1" and doc["codec"] == "jpeg" and doc["matmul"]["gflops"] > 0
+    assert [(r["width"], r["height"]) for r in doc["results"]] == [(48, 32), (64, 64)]
+    small, big = doc["results"]
+    assert 0 < small["gflops_per_step"] < big["gflops_per_step"]
+    assert small["effective_gflop"] == pytest.approx(small["ms_per_step"] / 1e3 * doc["matmul"]["gflops"])
+    assert all(r["first_frame_s"] > 0 and r["peak_mem_mib"] > 0 for r in doc["results"])
+    assert "GFLOP/step" in capsys.readouterr().out
+    assert "Speed" in report.render([doc])
+    with pytest.raises(Exception):
+        benchmark.parse_size("12x")
