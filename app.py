@@ -1,0 +1,464 @@
+"""The DIRAC demo page: ``python app.py`` serves it on port 7860 (or ``GRADIO_SERVER_PORT``).
+
+This file only builds ``gr.Blocks`` and wires its events to :class:`DiracDemo`, the one adapter
+between the page and a :class:`dirac_demo.DiracPipeline`; models load in :func:`main`, never at
+import. Weights come from ``DIRAC_ASSETS`` (default: the shipped ``assets/``) or the Hub repo
+``DIRAC_HUB_REPO``.
+"""
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tempfile
+from contextlib import closing
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import gradio as gr
+
+from dirac_demo import DiracError, DiracPipeline, InputError, load_pipeline
+from dirac_demo.bitstream import parse
+from dirac_demo.pipeline import StepResult
+from dirac_demo.ui_helpers import (APP_MAX_PIXELS, DEFAULT_LOG_LMBDA, DEFAULT_QF, DEFAULT_STEPS,
+                                   LOG_LMBDA_MAX, LOG_LMBDA_MIN, MAX_SEED, MAX_STEPS, RunRecord, StopFlag,
+                                   api_rate, cleanup_record, device_label, file_stem, lmbda_from_log,
+                                   missing_model_note, models_markdown, read_bitstream, receive_events,
+                                   send_events, usable_steps, whole)
+
+try:   # ZeroGPU on Hugging Face Spaces: the GPU is attached only inside spaces.GPU functions
+    import spaces
+except ImportError:
+    spaces = None
+
+EXAMPLES = Path(__file__).resolve().parent / "assets" / "examples"
+QUEUE_SIZE = int(os.environ.get("DIRAC_QUEUE_SIZE", "16"))       # waiting visitors before "queue full"
+CONCURRENCY = int(os.environ.get("DIRAC_CONCURRENCY", "2"))     # runs on the model at once
+CSS = """
+.crop-view .image-container { overflow: auto; }
+.crop-view img { object-fit: none !important; max-width: none !important; max-height: none !important;
+                 width: auto !important; height: auto !important; image-rendering: pixelated; }
+"""
+
+
+# ZeroGPU runs a spaces.GPU function in a worker process and pickles its arguments, so the GPU
+# functions take a key into this registry rather than the pipeline and its models.
+_PIPELINES: dict[int, DiracPipeline] = {}
+
+
+def _on_gpu(fn):
+    return spaces.GPU(duration=120)(fn) if spaces is not None else fn
+
+
+@_on_gpu
+def gpu_send(key: int, *args):
+    """:func:`send_events` on a registered pipeline (on ZeroGPU: with the GPU attached)."""
+    yield from send_events(_PIPELINES[key], *args)
+
+
+@_on_gpu
+def gpu_receive(key: int, *args):
+    """:func:`receive_events` on a registered pipeline (on ZeroGPU: with the GPU attached)."""
+    yield from receive_events(_PIPELINES[key], *args)
+
+
+@dataclass
+class Panel:
+    """The result components of one tab, addressed by the adapter's output keys."""
+
+    record: gr.State
+    status: gr.Markdown
+    base: gr.Image
+    current: gr.Image
+    plot: gr.LinePlot
+    step: gr.Slider
+    step_md: gr.Markdown
+    reference: gr.Radio
+    compare: gr.ImageSlider
+    crop_x: gr.Slider
+    crop_y: gr.Slider
+    zoom: gr.Radio
+    crop: gr.Image
+    png: gr.DownloadButton
+    stop: gr.State
+    drc: gr.DownloadButton | None = None
+
+    @property
+    def outputs(self) -> list:
+        controls = {"reference", "zoom", "stop"}
+        return [getattr(self, f.name) for f in fields(self)
+                if f.name not in controls and getattr(self, f.name) is not None]
+
+    @property
+    def view_inputs(self) -> list:
+        return [self.record, self.step, self.reference, self.crop_x, self.crop_y, self.zoom]
+
+    def _map(self, update: dict) -> dict:
+        return {getattr(self, k): v for k, v in update.items() if getattr(self, k) is not None}
+
+    def bind(self, method):
+        """Handler returning ``method``'s keyed update mapped onto this panel's components."""
+        return lambda *args: self._map(method(*args))
+
+    def bind_stream(self, method):
+        """Generator handler streaming ``method``'s keyed updates onto this panel's components."""
+        def handler(*args):
+            for update in method(*args):
+                yield self._map(update)
+        return handler
+
+
+class DiracDemo:
+    """The page's one handle on the pipeline: each public method is an event handler."""
+
+    def __init__(self, pipe: DiracPipeline, workdir: str | None = None) -> None:
+        self.pipe, self.key = pipe, id(pipe)
+        _PIPELINES[self.key] = pipe
+        self.device = device_label(pipe)
+        if workdir is None:   # download files, one folder per run, removed with the session's state
+            workdir = tempfile.mkdtemp(prefix="dirac-demo-")
+            atexit.register(shutil.rmtree, workdir, ignore_errors=True)
+        self.workroot = workdir
+
+    # ---- page events ------------------------------------------------------------------
+    def send(self, image, codec, qf, log_lmbda, steps, seed, threshold, downscale, previous, stop: StopFlag,
+             *view):
+        """Run button: compress, then stream every DDIM step to the page until done or stopped."""
+        cleanup_record(previous)
+        stop.clear()
+        try:
+            image = _upload(image, "Upload an image first, or pick an example.")
+            rate = api_rate(codec, qf) if codec == "jpeg" else lmbda_from_log(log_lmbda)
+            events, steps = self._send_events(image, codec, rate, steps, seed, threshold, downscale, False)
+            yield from self._stream(events, steps, file_stem(image), stop, view)
+        except DiracError as exc:
+            yield self._failed(exc)
+
+    def receive(self, path, steps, seed, threshold, previous, stop: StopFlag, *view):
+        """Receiver tab: decode an uploaded bitstream and stream its enhancement."""
+        cleanup_record(previous)
+        stop.clear()
+        try:
+            path = _upload(path, "Upload a .drc bitstream file first.")
+            events, steps = self._receive_events(path, steps, seed, threshold, strict=False)
+            yield from self._stream(events, steps, file_stem(path), stop, view)
+        except DiracError as exc:
+            yield self._failed(exc)
+
+    def view(self, record, k, reference, cx, cy, zoom) -> dict:
+        """Step slider and crop controls: show frame k from the record; nothing is recomputed."""
+        if not isinstance(record, RunRecord):
+            return {}
+        k = min(int(k), record.steps_run)
+        crop = record.save(f"crop_{k}_{cx:g}_{cy:g}_{zoom}", record.crop(k, cx, cy, int(zoom)))
+        return {"step_md": record.step_line(k, self.device), "compare": record.pair(k, reference),
+                "crop": crop, "png": gr.update(value=str(record.frame_file(k)), interactive=True)}
+
+    def pick_crop(self, record, evt: gr.SelectData) -> tuple:
+        """A click on the current image centres the full-resolution crop there."""
+        if not isinstance(record, RunRecord):
+            return gr.skip(), gr.skip()
+        return record.crop_center(*evt.index[:2])
+
+    def codec_controls(self, codec) -> tuple:
+        """Show the rate control of the chosen codec; disable steps where it has no DIRAC model."""
+        note = missing_model_note(self.pipe, codec)
+        jpeg = codec == "jpeg"
+        steps = (gr.update(value=0, interactive=False) if codec not in self.pipe.dirac
+                 else gr.update(value=DEFAULT_STEPS, interactive=True))
+        neural = gr.update(visible=not jpeg)
+        return (gr.update(visible=jpeg), neural, neural, neural, steps,
+                gr.update(value=f"⚠️ {note}" if note else "", visible=bool(note)))
+
+    # ---- API --------------------------------------------------------------------------
+    def enhance(self, image, codec="jpeg", rate=DEFAULT_QF, steps=DEFAULT_STEPS, seed=0, threshold=True):
+        """Compress ``image`` and enhance it: one (PNG, metrics, bitstream) update per step, base first."""
+        try:
+            image = _upload(image, "No image was given.")
+            events, steps = self._send_events(image, codec, api_rate(codec, rate), steps, seed, threshold,
+                                              False, True)
+            yield from self._api_stream(events, steps, file_stem(image))
+        except DiracError as exc:
+            raise gr.Error(str(exc)) from exc
+
+    def decode(self, bitstream, steps=DEFAULT_STEPS, seed=0, threshold=True):
+        """Receiver side of the API: decode a .drc file and enhance it, one update per step."""
+        try:
+            bitstream = _upload(bitstream, "No bitstream file was given.")
+            events, steps = self._receive_events(bitstream, steps, seed, threshold, strict=True)
+            yield from self._api_stream(events, steps, file_stem(bitstream))
+        except DiracError as exc:
+            raise gr.Error(str(exc)) from exc
+
+    # ---- pipeline events ---------------------------------------------------------------
+    def _send_events(self, image, codec, rate, steps, seed, threshold, downscale, strict: bool):
+        """Checked arguments, then the sender's events (``strict``: no silent steps=0 for a missing model)."""
+        steps = usable_steps(self.pipe, codec, steps, strict)
+        seed = whole(seed, "seed", MAX_SEED)
+        return gpu_send(self.key, image, codec, rate, steps, seed, bool(threshold), bool(downscale)), steps
+
+    def _receive_events(self, path, steps, seed, threshold, strict: bool):
+        """Checked arguments, then the receiver's events for the bitstream file at ``path``."""
+        data = read_bitstream(path)
+        steps = usable_steps(self.pipe, parse(data).codec, steps, strict)
+        seed = whole(seed, "seed", MAX_SEED)
+        return gpu_receive(self.key, data, steps, seed, bool(threshold)), steps
+
+    # ---- streaming --------------------------------------------------------------------
+    def _stream(self, events, steps, stem, stop: StopFlag, view):
+        """Page updates from pipeline events; the Stop button is honoured between steps."""
+        record = None
+        with closing(events):
+            for ev in events:
+                if isinstance(ev, tuple):
+                    record = RunRecord.start(*ev, steps, stem, self.workroot)
+                    yield self._started(record)
+                elif isinstance(ev, StepResult):
+                    record.add(ev)
+                    yield self._progress(record)
+                if stop.requested and record is not None:
+                    break
+        yield self._finished(record, view)
+
+    def _api_stream(self, events, steps, stem):
+        record = None
+        try:
+            for ev in events:
+                if isinstance(ev, tuple):
+                    record = RunRecord.start(*ev, steps, stem, self.workroot)
+                elif isinstance(ev, StepResult):
+                    record.add(ev)
+                else:
+                    continue
+                k = record.steps_run
+                yield record.frame_file(k), record.info(k, self.device), str(record.bitstream_path)
+        finally:
+            cleanup_record(record)
+
+    def _started(self, record: RunRecord) -> dict:
+        base = record.frame_file(0)
+        return {"record": record, "base": base, "current": base,
+                "status": record.summary() + ("\n\nRunning DIRAC…" if record.total else ""),
+                "plot": gr.update(value=record.plot_data(), x_lim=[0, max(record.total, 1)]),
+                "step": gr.update(maximum=max(record.total, 1), value=0, interactive=False),
+                "drc": gr.update(value=str(record.bitstream_path), interactive=True)}
+
+    def _progress(self, record: RunRecord) -> dict:
+        k = record.steps_run
+        return {"record": record, "current": record.frame_file(k), "plot": record.plot_data(),
+                "status": record.summary() + "\n\n" + record.step_line(k, self.device),
+                "step": gr.update(value=k)}
+
+    def _finished(self, record: RunRecord, view) -> dict:
+        k = record.steps_run
+        note = missing_model_note(self.pipe, record.codec) if record.total == 0 else None
+        if k < record.total:
+            done = f"Stopped after {k} of {record.total} steps; move the step slider to see each one."
+        else:
+            done = f"Done: {k} DIRAC steps; move the step slider to see every one." if k else note or "Done."
+        return {"status": record.summary() + "\n\n" + done,
+                "step": gr.update(maximum=max(k, 1), value=k, interactive=k > 0),
+                **self.view(record, k, *view)}
+
+    def _failed(self, exc: DiracError) -> dict:
+        gr.Warning(str(exc))
+        return {"status": f"⚠️ **{exc}**"}
+
+
+def _lmbda_text(log_lmbda: float) -> str:
+    return f"λ_rate = **{lmbda_from_log(log_lmbda):.5f}**"
+
+
+def _upload(payload, missing: str) -> str:
+    """The local path of an upload. File events run with ``preprocess=False``: Gradio still moves
+    the upload into its cache and checks the path, but leaves decoding to dirac_demo.images.load_image
+    (gr.Image would open it with Pillow first, so a text file or a decompression bomb would fail
+    inside Gradio instead of giving our one-line message)."""
+    path = payload.get("path") if isinstance(payload, dict) else payload
+    if not path:
+        raise InputError(missing)
+    return str(path)
+
+
+# ---- page -------------------------------------------------------------------------------
+def _results(kind: str) -> Panel:
+    """The output area shared by both tabs: live view, plot, then the step explorer."""
+    sender = kind == "send"
+    record = gr.State(None, time_to_live=3600, delete_callback=cleanup_record)
+    stop = gr.State(StopFlag())
+    status = gr.Markdown("Results appear here as soon as the image is compressed.", elem_id=f"{kind}-status")
+    with gr.Row():
+        base = gr.Image(label="Base reconstruction (step 0)", format="png", interactive=False, height=300)
+        current = gr.Image(label="Latest DIRAC step (click to place the crop)", format="png",
+                           interactive=False, height=300, elem_id=f"{kind}-current")
+    plot = gr.LinePlot(x="step", y="psnr", x_title="DDIM step (0 = base)", y_title="PSNR (dB)",
+                       title="PSNR against step", height=220, visible=sender, x_lim=[0, DEFAULT_STEPS])
+    gr.Markdown("### Distortion–perception traversal\nEarly steps keep fidelity (PSNR); later steps add "
+                "detail. Every frame of the run is kept, so the slider shows any step instantly.")
+    step = gr.Slider(0, DEFAULT_STEPS, value=0, step=1, label="Show step (0 = base)", interactive=False,
+                     elem_id=f"{kind}-step")
+    step_md = gr.Markdown(elem_id=f"{kind}-step-md")
+    compare = gr.ImageSlider(label="Before / after: drag the handle", format="png", interactive=False,
+                             max_height=520, elem_id=f"{kind}-compare")
+    with gr.Row():
+        with gr.Column():
+            reference = gr.Radio(["original", "base"] if sender else ["base"], value="original" if sender
+                                 else "base", label="Compare the step with")
+            zoom = gr.Radio([("1×", 1), ("2×", 2), ("3×", 3)], value=2, label="Crop zoom (pixel copies)")
+        with gr.Column():
+            crop_x = gr.Slider(0, 100, value=50, step=1, label="Crop position x (%)")
+            crop_y = gr.Slider(0, 100, value=50, step=1, label="Crop position y (%)")
+    crop = gr.Image(label="Full-resolution crop: " + ("original | base | step" if sender else "base | step"),
+                    format="png", interactive=False, elem_id=f"{kind}-crop", elem_classes="crop-view")
+    with gr.Row():
+        drc = (gr.DownloadButton("Download bitstream (.drc)", interactive=False, elem_id=f"{kind}-drc")
+               if sender else None)
+        png = gr.DownloadButton("Download PNG at this step", interactive=False, elem_id=f"{kind}-png")
+    return Panel(record, status, base, current, plot, step, step_md, reference, compare, crop_x, crop_y,
+                 zoom, crop, png, stop, drc)
+
+
+def _wire_panel(app: DiracDemo, p: Panel) -> None:
+    """Step slider, comparison and crop controls, and click-to-crop of one tab."""
+    view = p.bind(app.view)
+    triggers = [p.step.input, p.reference.input, p.crop_x.input, p.crop_y.input, p.zoom.input]
+    gr.on(triggers, view, inputs=p.view_inputs, outputs=p.outputs, api_visibility="private",
+          trigger_mode="always_last", show_progress="hidden", concurrency_limit=4, concurrency_id="view")
+    p.current.select(app.pick_crop, inputs=p.record, outputs=[p.crop_x, p.crop_y],
+                     api_visibility="private", show_progress="hidden").then(
+        view, inputs=p.view_inputs, outputs=p.outputs, api_visibility="private", show_progress="hidden")
+
+
+def _codec_controls(pipe: DiracPipeline) -> dict:
+    """Codec, its rate control (QF slider or log-scale λ_rate), thresholding and steps S."""
+    with gr.Group():
+        codec = gr.Radio([("JPEG", "jpeg"), ("Neural codec", "neural")], value="jpeg", label="Base codec")
+        qf = gr.Slider(1, 100, value=DEFAULT_QF, step=1, label="JPEG quality factor",
+                       info="1 = fewest bytes, 100 = best quality")
+        log_lmbda = gr.Slider(LOG_LMBDA_MIN, LOG_LMBDA_MAX, value=DEFAULT_LOG_LMBDA, step=0.001,
+                              visible=False, label="log₁₀ λ_rate",
+                              info="λ_rate from 0.0004 (most bytes) to 0.016 (fewest)")
+        lmbda_md = gr.Markdown(_lmbda_text(DEFAULT_LOG_LMBDA), visible=False, padding=True)
+        threshold = gr.Checkbox(True, label="Rate-dependent thresholding (Sec. 3.3)", visible=False)
+    first_note = missing_model_note(pipe, "jpeg")
+    note = gr.Markdown(f"⚠️ {first_note}" if first_note else "", visible=bool(first_note))
+    steps = gr.Slider(0, MAX_STEPS, value=DEFAULT_STEPS if "jpeg" in pipe.dirac else 0, step=1,
+                      interactive="jpeg" in pipe.dirac, label="DIRAC steps S (late start)",
+                      info="the last S of 100 respaced DDIM steps; 0 = base codec only", elem_id="send-steps")
+    log_lmbda.change(_lmbda_text, inputs=log_lmbda, outputs=lmbda_md, queue=False, api_visibility="private",
+                     show_progress="hidden")
+    return dict(codec=codec, qf=qf, log_lmbda=log_lmbda, lmbda_md=lmbda_md, threshold=threshold, note=note,
+                steps=steps)
+
+
+def _sender_tab(app: DiracDemo) -> dict:
+    with gr.Row():
+        with gr.Column(scale=1, min_width=300):
+            image = gr.Image(label="Input image", type="filepath", image_mode=None, format="png",
+                             sources=["upload", "clipboard", "webcam"], height=280, elem_id="input-image")
+            examples = sorted(EXAMPLES.glob("*.png"))
+            if examples:
+                gr.Examples([[str(p)] for p in examples], inputs=[image],
+                            label="Examples: the Kodak PhotoCD set (free for use)")
+            c = _codec_controls(app.pipe)
+            with gr.Row():
+                seed = gr.Number(0, precision=0, label="Seed", minimum=0, maximum=MAX_SEED)
+                downscale = gr.Checkbox(True, label=f"Downscale images over {APP_MAX_PIXELS / 2**20:.0f} MP")
+            with gr.Row():
+                run = gr.Button("Compress and enhance", variant="primary", elem_id="send-run")
+                stop = gr.Button("Stop", variant="stop", elem_id="send-stop")
+        with gr.Column(scale=2):
+            panel = _results("send")
+    c["codec"].change(app.codec_controls, inputs=c["codec"], queue=False, api_visibility="private",
+                      outputs=[c["qf"], c["log_lmbda"], c["lmbda_md"], c["threshold"], c["steps"], c["note"]])
+    inputs = [image, c["codec"], c["qf"], c["log_lmbda"], c["steps"], seed, c["threshold"], downscale,
+              panel.record, panel.stop, panel.reference, panel.crop_x, panel.crop_y, panel.zoom]
+    return dict(run=run, stop=stop, panel=panel, inputs=inputs)
+
+
+def _receiver_tab() -> dict:
+    gr.Markdown("Upload a `.drc` bitstream made by this page or by `python -m dirac_demo compress`. "
+                "The receiver has only the bitstream, **no original, so no PSNR** can be shown: judge "
+                "the steps by eye against the base reconstruction.")
+    with gr.Row():
+        with gr.Column(scale=1, min_width=300):
+            drc = gr.File(label="Bitstream (.drc)", file_types=[".drc"], type="filepath", elem_id="rx-file")
+            steps = gr.Slider(0, MAX_STEPS, value=DEFAULT_STEPS, step=1, label="DIRAC steps S (late start)")
+            seed = gr.Number(0, precision=0, label="Seed", minimum=0, maximum=MAX_SEED)
+            threshold = gr.Checkbox(True, label="Rate-dependent thresholding (neural codec only)")
+            with gr.Row():
+                run = gr.Button("Decode and enhance", variant="primary", elem_id="rx-run")
+                stop = gr.Button("Stop", variant="stop", elem_id="rx-stop")
+        with gr.Column(scale=2):
+            panel = _results("rx")
+    inputs = [drc, steps, seed, threshold, panel.record, panel.stop, panel.reference, panel.crop_x,
+              panel.crop_y, panel.zoom]
+    return dict(run=run, stop=stop, panel=panel, inputs=inputs)
+
+
+def _run_events(app: DiracDemo, tab: dict, method) -> None:
+    p = tab["panel"]
+    tab["run"].click(p.bind_stream(method), inputs=tab["inputs"], outputs=p.outputs, api_visibility="private",
+                     concurrency_id="dirac", concurrency_limit=CONCURRENCY, show_progress="minimal",
+                     preprocess=False)
+    # Not Gradio's `cancels`: the run itself ends between steps and shows what it has, so no
+    # late update from a killed run can overwrite the page.
+    tab["stop"].click(StopFlag.request, inputs=p.stop, api_visibility="private", queue=False)
+    _wire_panel(app, p)
+
+
+def _api(app: DiracDemo) -> None:
+    """Hidden components behind the /enhance and /decode endpoints (see the API page)."""
+    with gr.Row(visible=False):
+        image = gr.Image(type="filepath", image_mode=None, label="image")
+        codec = gr.Radio(["jpeg", "neural"], value="jpeg", label="codec")
+        rate = gr.Number(DEFAULT_QF, label="rate (JPEG quality factor 1-100, or neural λ_rate)")
+        steps = gr.Number(DEFAULT_STEPS, precision=0, minimum=0, maximum=MAX_STEPS, label="steps")
+        seed = gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="seed")
+        threshold = gr.Checkbox(True, label="threshold")
+        bitstream = gr.File(type="filepath", label="bitstream")
+        out = [gr.Image(format="png", label="image"), gr.JSON(label="metrics"), gr.File(label="bitstream")]
+        enhance, decode = gr.Button(), gr.Button()
+    api = dict(outputs=out, concurrency_id="dirac", concurrency_limit=CONCURRENCY, preprocess=False)
+    enhance.click(app.enhance, inputs=[image, codec, rate, steps, seed, threshold], api_name="enhance", **api)
+    decode.click(app.decode, inputs=[bitstream, steps, seed, threshold], api_name="decode", **api)
+
+
+def build_demo(pipe: DiracPipeline, workdir: str | None = None) -> gr.Blocks:
+    """The whole page over one pipeline, with its queue configured; launch it with :func:`launch`.
+
+    ``workdir`` holds the per-run download files (default: a new temporary folder).
+    """
+    app = DiracDemo(pipe, workdir)
+    with gr.Blocks(title="DIRAC: diffusion residual enhancement", delete_cache=(1800, 3600),
+                   analytics_enabled=False) as demo:
+        gr.Markdown("# DIRAC: diffusion-based residual enhancement for image codecs\n"
+                    "A base codec sends real bytes; a residual diffusion model then adds detail step by step "
+                    "on the receiver (Ghouse et al., *A Residual Diffusion Model for High Perceptual Quality "
+                    "Codec Augmentation*). Stop early for fidelity, late for realism.\n\n"
+                    f"Running on **{app.device}** · {models_markdown(pipe)}", elem_id="header")
+        with gr.Tab("Compress and enhance"):
+            sender = _sender_tab(app)
+        with gr.Tab("Receiver: decode a bitstream", elem_id="rx-tab"):
+            receiver = _receiver_tab()
+        _run_events(app, sender, app.send)
+        _run_events(app, receiver, app.receive)
+        _api(app)
+    demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENCY)
+    return demo
+
+
+def launch(demo: gr.Blocks, **kwargs):
+    """Start the server with the page's CSS and upload limit (kwargs go to ``Blocks.launch``)."""
+    return demo.launch(css=CSS, max_file_size="25mb", **kwargs)
+
+
+def main() -> None:
+    """Load the shipped (or Hub) weights and serve the page."""
+    pipe = load_pipeline(os.environ.get("DIRAC_ASSETS"), os.environ.get("DIRAC_HUB_REPO"),
+                         max_pixels=int(os.environ.get("DIRAC_MAX_PIXELS", str(APP_MAX_PIXELS))))
+    launch(build_demo(pipe))
+
+
+if __name__ == "__main__":
+    main()

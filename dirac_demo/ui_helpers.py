@@ -1,0 +1,307 @@
+"""What the demo page needs besides gradio: run records kept in ``gr.State``, text, plot data, crops.
+
+``app.py`` builds the page and wires it to these; nothing here imports gradio or loads a model.
+A :class:`RunRecord` holds every frame of one run (base reconstruction, then each DDIM step), so
+moving the step slider afterwards only looks a frame up: it never runs the network again.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+
+from .bitstream import LMBDA_MAX, LMBDA_MIN
+from .errors import BitstreamError, InputError, WeightsError
+from .images import ImageLike, png_bytes, tensor_to_uint8
+from .pipeline import Compressed, DiracPipeline, StepResult
+
+MAX_STEPS = 50                    # the page's cap on S: the paper needs at most 20 (Sec. 3.3)
+DEFAULT_STEPS = 20
+DEFAULT_QF = 10
+DEFAULT_LMBDA = 0.0016
+LOG_LMBDA_MIN, LOG_LMBDA_MAX = round(math.log10(LMBDA_MIN), 3), round(math.log10(LMBDA_MAX), 3)
+DEFAULT_LOG_LMBDA = round(math.log10(DEFAULT_LMBDA), 3)
+APP_MAX_PIXELS = 1_048_576        # 1 MP per image on the page; larger uploads are downscaled
+MAX_BITSTREAM_BYTES = 16 << 20
+MAX_SEED = 2**32 - 1
+CROP_SIZE = 128                   # side of the 100% crop, in image pixels
+GAP = 8                           # white gap between the panels of the crop view
+
+
+def lmbda_from_log(value: float) -> float:
+    """λ_rate from the page's log10 slider (3 significant digits), clamped to the codec's range."""
+    return float(min(LMBDA_MAX, max(LMBDA_MIN, float(f"{10.0 ** float(value):.3g}"))))
+
+
+def rate_label(codec: str, rate: float) -> str:
+    """'JPEG QF 10' or 'neural codec λ_rate 0.0016'."""
+    return f"JPEG QF {int(round(rate))}" if codec == "jpeg" else f"neural codec λ_rate {rate:.5g}"
+
+
+def device_label(pipe: DiracPipeline) -> str:
+    """Where the diffusion network runs, e.g. 'GPU (NVIDIA H100, fp16)' or 'CPU (fp32)'."""
+    if pipe.device.type == "cuda":
+        return f"GPU ({torch.cuda.get_device_name(pipe.device)}, {pipe.precision})"
+    return f"{pipe.device.type.upper()} ({pipe.precision})"
+
+
+def missing_model_note(pipe: DiracPipeline, codec: str) -> str | None:
+    """Why ``codec`` cannot run DIRAC steps here, or None when it can."""
+    if codec == "neural" and not pipe.available()["neural_codec"]:
+        return "No neural codec weights are loaded in this deployment: use JPEG."
+    if codec not in pipe.dirac:
+        return (f"No trained DIRAC model for the {codec} codec is loaded yet: the base codec runs "
+                "alone (steps are disabled).")
+    return None
+
+
+def whole(value, name: str, high: int) -> int:
+    """A control's value as an integer in 0..high, or a one-line :class:`InputError`."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a whole number, got {value!r}.") from None
+    if not (number.is_integer() and 0 <= number <= high):
+        raise InputError(f"{name} must be a whole number in 0..{high}, got {value!r}.")
+    return int(number)
+
+
+def api_rate(codec: str, rate) -> float:
+    """The rate as given: a whole JPEG quality factor, or the neural codec's λ_rate."""
+    if codec == "jpeg":
+        return whole(rate, "The JPEG quality factor", 100)
+    try:
+        return float(rate)
+    except (TypeError, ValueError):
+        raise InputError(f"rate must be the neural codec's λ_rate, a number; got {rate!r}.") from None
+
+
+def usable_steps(pipe: DiracPipeline, codec: str, steps, strict: bool) -> int:
+    """S checked against the page's cap; 0 when the codec has no DIRAC model (an error if ``strict``)."""
+    steps = whole(steps, "steps", MAX_STEPS)
+    if steps and codec not in pipe.dirac:
+        if strict:
+            raise WeightsError(f"No trained DIRAC model for the {codec} codec is loaded; use steps=0.")
+        return 0
+    return steps
+
+
+def models_markdown(pipe: DiracPipeline) -> str:
+    """One line per model: loaded (with its training steps when known) or missing."""
+    def facts(meta: dict) -> str:
+        steps = (meta or {}).get("training", {}).get("steps")
+        return f"loaded, {steps} training steps" if steps else "loaded"
+    codec = pipe.neural
+    rows = [f"neural codec: {facts(getattr(codec, 'meta', {})) if codec is not None else 'missing'}"]
+    for name in ("jpeg", "neural"):
+        model = pipe.dirac.get(name)
+        rows.append(f"DIRAC for {name}: {facts(model.meta) if model is not None else 'missing'}")
+    return " · ".join(rows)
+
+
+def file_stem(source: str | None, fallback: str = "image") -> str:
+    """A safe download-file stem from an upload's name."""
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(source).stem)[:40].strip("_") if source else ""
+    return stem or fallback
+
+
+def read_bitstream(path: str | None) -> bytes:
+    """The bytes of an uploaded bitstream file, with the page's size limit."""
+    if not path:
+        raise InputError("Upload a .drc bitstream file first.")
+    p = Path(path)
+    if p.stat().st_size > MAX_BITSTREAM_BYTES:
+        raise BitstreamError(f"The file is over the {MAX_BITSTREAM_BYTES >> 20} MB limit for a bitstream.")
+    return p.read_bytes()
+
+
+def send_events(pipe: DiracPipeline, image: ImageLike, codec: str, rate: float, steps: int, seed: int,
+                threshold: bool, downscale: bool) -> Iterator:
+    """Like :meth:`DiracPipeline.run`, but the first event is ``(Compressed, original)``."""
+    comp, x = pipe.compress(image, codec, rate, downscale)
+    yield comp, x
+    yield from pipe.enhance(comp.base, comp.encoded, steps, None, seed, threshold, x)
+
+
+def receive_events(pipe: DiracPipeline, data: bytes, steps: int, seed: int, threshold: bool) -> Iterator:
+    """:meth:`DiracPipeline.run_bitstream` with the first event as ``(Compressed, None)``."""
+    events = pipe.run_bitstream(data, steps, None, seed, threshold)
+    yield next(events), None
+    yield from events
+
+
+@dataclass
+class StopFlag:
+    """One per page session: the Stop button sets it, the running stream reads it between steps."""
+
+    requested: bool = False
+
+    def request(self) -> None:
+        self.requested = True
+
+    def clear(self) -> None:
+        self.requested = False
+
+
+def _finite(v: float | None) -> float | None:
+    return v if v is not None and math.isfinite(v) else None
+
+
+def _db(v: float | None) -> str:
+    return "∞ dB" if v is not None and math.isinf(v) else f"{v:.2f} dB"
+
+
+@dataclass
+class RunRecord:
+    """Every frame and metric of one run; ``frames[0]`` is the base, ``frames[k]`` DDIM step k."""
+
+    codec: str
+    rate: float
+    width: int
+    height: int
+    nbytes: int
+    total: int
+    workdir: Path
+    stem: str
+    original: np.ndarray | None = None
+    frames: list[np.ndarray] = field(default_factory=list)
+    psnr: list[float | None] = field(default_factory=list)
+    ms_ssim: list[float | None] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, comp: Compressed, original: torch.Tensor | None, total: int, stem: str,
+              root: str | Path) -> RunRecord:
+        """A record holding the base reconstruction; the bitstream is written for download."""
+        enc = comp.encoded
+        workdir = Path(tempfile.mkdtemp(prefix="run-", dir=root))
+        rec = cls(enc.codec, enc.rate, enc.width, enc.height, comp.nbytes, total, workdir, stem,
+                  tensor_to_uint8(original) if original is not None else None)
+        rec.frames.append(tensor_to_uint8(comp.base))
+        rec.psnr.append(comp.psnr)
+        rec.ms_ssim.append(comp.ms_ssim)
+        rec.seconds.append(comp.seconds)
+        rec.bitstream_path.write_bytes(comp.bitstream)
+        return rec
+
+    def add(self, ev: StepResult) -> None:
+        """Keep the reconstruction and metrics of one DDIM step."""
+        self.frames.append(tensor_to_uint8(ev.image))
+        self.psnr.append(ev.psnr)
+        self.ms_ssim.append(ev.ms_ssim)
+        self.seconds.append(ev.seconds)
+
+    @property
+    def steps_run(self) -> int:
+        return len(self.frames) - 1
+
+    @property
+    def bpp(self) -> float:
+        return self.nbytes * 8.0 / (self.width * self.height)
+
+    @property
+    def bitstream_path(self) -> Path:
+        return self.workdir / f"{self.stem}_{self.codec}.drc"
+
+    def summary(self) -> str:
+        """The compression in one line: codec, size, bytes, bpp, base quality."""
+        line = (f"**{rate_label(self.codec, self.rate)}** · {self.width}×{self.height} · "
+                f"{self.nbytes:,} bytes · {self.bpp:.4f} bpp")
+        if self.psnr[0] is None:
+            return line + " · receiver side: no original, so no PSNR"
+        return line + f" · base PSNR {_db(self.psnr[0])}" + self._ssim(0)
+
+    def _ssim(self, k: int) -> str:
+        return f", MS-SSIM {self.ms_ssim[k]:.4f}" if self.ms_ssim[k] is not None else ""
+
+    def step_line(self, k: int, device: str = "") -> str:
+        """Metrics of frame k, e.g. 'Step 7 of 20 · PSNR 27.05 dB (−0.31 vs base) · 0.84 s/step'."""
+        where = f" on {device}" if device else ""
+        if k == 0:
+            head = f"Step 0 of {self.total}: the base reconstruction"
+            tail = f" · decoded in {self.seconds[0]:.2f} s"
+        else:
+            head = f"Step {k} of {self.total}"
+            tail = f" · {self.seconds[k]:.2f} s per step{where}"
+        if self.psnr[k] is None:
+            return head + tail
+        delta = self.psnr[k] - self.psnr[0] if k and math.isfinite(self.psnr[k] - self.psnr[0]) else None
+        vs = f" ({delta:+.2f} dB vs base)" if delta is not None else ""
+        return head + f" · PSNR {_db(self.psnr[k])}{vs}" + self._ssim(k) + tail
+
+    def plot_data(self) -> pd.DataFrame:
+        """PSNR against step (0 = base), for the live plot; empty on the receiver side."""
+        rows = [(k, p) for k, p in enumerate(self.psnr) if _finite(p) is not None]
+        return pd.DataFrame(rows, columns=["step", "psnr"])
+
+    def pair(self, k: int, reference: str) -> tuple[Path, Path]:
+        """PNG files (reference, frame k) for the before/after slider; 'original' falls back to the base."""
+        if reference == "original" and self.original is not None:
+            return self.save("original", self.original), self.frame_file(k)
+        return self.frame_file(0), self.frame_file(k)
+
+    def crop(self, k: int, cx: float, cy: float, zoom: int = 1) -> np.ndarray:
+        """Side-by-side 100% crops [original |] base | step k around (cx, cy) in percent, enlarged ×zoom."""
+        h, w = self.height, self.width
+        ch, cw = min(CROP_SIZE, h), min(CROP_SIZE, w)
+        top = int(round(float(cy) / 100.0 * (h - ch)))
+        left = int(round(float(cx) / 100.0 * (w - cw)))
+        panels = [self.original] if self.original is not None else []
+        panels += [self.frames[0], self.frames[k]]
+        z = max(1, int(zoom))
+        cut = [p[top:top + ch, left:left + cw].repeat(z, axis=0).repeat(z, axis=1) for p in panels]
+        gap = np.full((ch * z, GAP, 3), 255, np.uint8)
+        return np.concatenate([x for c in cut for x in (c, gap)][:-1], axis=1)
+
+    def crop_center(self, x: float, y: float) -> tuple[float, float]:
+        """Crop position in percent that centres the crop on pixel (x, y) of the image."""
+        ch, cw = min(CROP_SIZE, self.height), min(CROP_SIZE, self.width)
+        px = 0.0 if self.width == cw else (x - cw / 2) / (self.width - cw) * 100.0
+        py = 0.0 if self.height == ch else (y - ch / 2) / (self.height - ch) * 100.0
+        return float(np.clip(round(px), 0, 100)), float(np.clip(round(py), 0, 100))
+
+    def frame_file(self, k: int) -> Path:
+        """Frame k as a lossless PNG file (for display and download)."""
+        return self.save(f"{self.stem}_step{k:02d}", self.frames[k])
+
+    def save(self, name: str, image: np.ndarray) -> Path:
+        """``image`` as ``workdir/name.png``, written once.
+
+        The page shows files rather than arrays: Gradio writes arrays to its cache under their
+        content hash without a staging file, so two sessions showing the same frame at once can
+        serve each other a half-written file; files are copied into its cache atomically.
+        """
+        path = self.workdir / f"{name}.png"
+        if not path.exists():
+            fd, staging = tempfile.mkstemp(dir=self.workdir, prefix=f".{name}.")
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(png_bytes(Image.fromarray(image, "RGB")))
+            os.replace(staging, path)
+        return path
+
+    def info(self, k: int, device: str = "") -> dict:
+        """Frame k's facts as JSON for the API."""
+        return {"step": k, "total": self.total, "codec": self.codec, "rate": self.rate,
+                "width": self.width, "height": self.height, "bytes": self.nbytes, "bpp": self.bpp,
+                "psnr": _finite(self.psnr[k]), "ms_ssim": self.ms_ssim[k],
+                "seconds": self.seconds[k], "device": device}
+
+    def cleanup(self) -> None:
+        """Delete the files written for download."""
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def cleanup_record(record: RunRecord | None) -> None:
+    """``gr.State`` delete callback: drop a finished session's download files."""
+    if isinstance(record, RunRecord):
+        record.cleanup()

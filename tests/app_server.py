@@ -1,0 +1,39 @@
+"""Serve app.py in-process on a free 127.0.0.1 port for the app and browser tests."""
+from __future__ import annotations
+
+import contextlib
+import socket
+import time
+
+from dirac_demo import DiracPipeline
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve(pipe: DiracPipeline, workdir: str | None = None):
+    """Yield the URL of the demo over ``pipe``; the server is closed on exit."""
+    import app
+    demo = app.build_demo(pipe, workdir)
+    app.launch(demo, server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        yield demo.local_url
+    finally:
+        demo.close()
+
+
+def slowed(pipe: DiracPipeline, pause: float) -> DiracPipeline:
+    """Pause after each DDIM step of ``pipe`` so a browser can watch the steps stream in."""
+    enhance = pipe.enhance
+
+    def slow_enhance(*args, **kwargs):
+        for ev in enhance(*args, **kwargs):
+            time.sleep(pause)
+            yield ev
+
+    pipe.enhance = slow_enhance
+    return pipe

@@ -1,0 +1,275 @@
+"""The Gradio app: the adapter's streams and records, then the /enhance and /decode API over HTTP.
+
+Tiny random models (conftest) stand in for the trained ones; the app is served in-process on a
+free 127.0.0.1 port and closed at the end.
+"""
+from __future__ import annotations
+
+import io
+import os
+import re
+import struct
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import psutil
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+import app
+from app_server import serve
+from dirac_demo import DiracPipeline, StepResult
+from dirac_demo.images import tensor_to_uint8
+from dirac_demo.ui_helpers import CROP_SIZE, DEFAULT_LOG_LMBDA, GAP, StopFlag
+
+VIEW = ("original", 50, 50, 1)     # reference, crop x %, crop y %, zoom
+
+
+def stream(demo: app.DiracDemo, image, codec="jpeg", qf=10, steps=4, previous=None, stop=None):
+    """The Run button's stream of keyed updates (seed 0, thresholding on, no downscale)."""
+    image = str(image) if image is not None else None
+    return demo.send(image, codec, qf, DEFAULT_LOG_LMBDA, steps, 0, True, False, previous, stop or StopFlag(),
+                     *VIEW)
+
+
+def send(demo: app.DiracDemo, image, **kwargs) -> list[dict]:
+    return list(stream(demo, image, **kwargs))
+
+
+def pixels(path) -> np.ndarray:
+    return np.asarray(Image.open(path))
+
+
+def bomb_png(side: int = 20000) -> bytes:
+    """A valid 1-bit PNG of side x side pixels: tiny on disk, a decompression bomb in memory."""
+    packer = zlib.compressobj(9)
+    row = b"\0" * (1 + side // 8)
+    data = b"".join(packer.compress(row) for _ in range(side)) + packer.flush()
+
+    def chunk(tag: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body))
+    ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+
+
+def reference_frames(pipe, image, steps, seed=0) -> list[np.ndarray]:
+    """Base and every step straight from the pipeline, as 8-bit arrays."""
+    events = list(pipe.run(str(image), "jpeg", 10, steps=steps, seed=seed))
+    return [tensor_to_uint8(events[0].base)] + [tensor_to_uint8(e.image) for e in events
+                                                 if isinstance(e, StepResult)]
+
+
+# ---- the adapter, without a server ------------------------------------------------------
+def test_send_streams_base_then_each_step(pipe, photo_path, tmp_path):
+    updates = send(app.DiracDemo(pipe, str(tmp_path)), photo_path, steps=4)
+    assert len(updates) == 1 + 4 + 1                     # compressed, 4 steps, finished
+    first, *steps, last = updates
+    assert {"base", "current", "record", "drc"} <= first.keys()
+    assert [u["step"]["value"] for u in steps] == [1, 2, 3, 4]
+    assert all("Step" in u["status"] and "PSNR" in u["status"] for u in steps)
+    assert last["step"]["interactive"] is True and last["step"]["value"] == 4
+    assert "Done: 4 DIRAC steps" in last["status"]
+    record = first["record"]
+    assert len(record.plot_data()) == 5 and list(record.plot_data()["step"]) == [0, 1, 2, 3, 4]
+    assert record.bitstream_path.read_bytes() == pipe.compress(str(photo_path), "jpeg", 10)[0].bitstream
+
+
+def test_step_slider_shows_stored_frames_without_recomputing(pipe, photo_path, tmp_path, monkeypatch):
+    demo = app.DiracDemo(pipe, str(tmp_path))
+    record = send(demo, photo_path, steps=3)[0]["record"]
+    expected = reference_frames(pipe, photo_path, 3)
+    monkeypatch.setattr(pipe, "enhance", lambda *a, **k: pytest.fail("the slider must not rerun DIRAC"))
+    monkeypatch.setattr(pipe, "compress", lambda *a, **k: pytest.fail("the slider must not recompress"))
+    for k in (0, 2, 3):
+        shown = demo.view(record, k, "base", 0, 0, 1)
+        ref, frame = (pixels(p) for p in shown["compare"])
+        assert np.array_equal(frame, expected[k]) and np.array_equal(ref, expected[0])   # lossless PNG
+        assert np.array_equal(pixels(shown["png"]["value"]), expected[k])
+        assert np.array_equal(pixels(shown["crop"]), record.crop(k, 0, 0, 1))
+        assert shown["step_md"].startswith(f"Step {k} of 3")
+    assert np.array_equal(pixels(demo.view(record, 1, "original", 0, 0, 1)["compare"][0]), record.original)
+
+
+def test_stop_ends_the_run_between_steps(pipe, photo_path, tmp_path):
+    demo, stop = app.DiracDemo(pipe, str(tmp_path)), StopFlag()
+    run = stream(demo, photo_path, steps=6, stop=stop)
+    updates = [next(run), next(run), next(run)]    # compressed, step 1, step 2
+    stop.request()
+    last = next(run)
+    assert "Stopped after 2 of 6 steps" in last["status"]
+    assert last["step"]["maximum"] == 2 and last["step"]["interactive"] is True
+    assert last["step_md"].startswith("Step 2 of 6") and updates[0]["record"].steps_run == 2
+    with pytest.raises(StopIteration):
+        next(run)
+    assert "Done: 2 DIRAC steps" in send(demo, photo_path, steps=2, stop=stop)[-1]["status"]   # cleared
+
+
+def test_crop_is_full_resolution_and_click_centres_it(pipe, tmp_path):
+    big = Image.fromarray(np.random.default_rng(1).integers(0, 256, (300, 400, 3), dtype=np.uint8))
+    path = tmp_path / "big.png"
+    big.save(path)
+    record = send(app.DiracDemo(pipe, str(tmp_path)), path, steps=1)[0]["record"]
+    crop = record.crop(1, 0, 0, 1)
+    assert crop.shape == (CROP_SIZE, 3 * CROP_SIZE + 2 * GAP, 3)
+    assert np.array_equal(crop[:, :CROP_SIZE], np.asarray(big)[:CROP_SIZE, :CROP_SIZE])   # 1:1 pixels
+    assert record.crop(1, 100, 100, 2).shape == (2 * CROP_SIZE, 6 * CROP_SIZE + 2 * GAP, 3)
+    assert record.crop_center(400 - CROP_SIZE / 2, CROP_SIZE / 2) == (100.0, 0.0)
+    assert record.crop_center(200, 150) == (50.0, 50.0)
+
+
+def test_bad_uploads_give_one_message_and_no_exception(pipe, photo, tmp_path):
+    demo = app.DiracDemo(pipe, str(tmp_path))
+    png = io.BytesIO()
+    photo.save(png, format="PNG")
+    gif = io.BytesIO()
+    photo.save(gif, format="GIF", save_all=True, append_images=[photo.rotate(90)])
+    cases = {"notes.txt": (b"hello", "not an image"), "empty.png": (b"", "empty"),
+             "cut.png": (png.getvalue()[:300], "corrupt"), "bomb.png": (bomb_png(), "too large|far over"),
+             "anim.gif": (gif.getvalue(), "Animated")}
+    for name, (data, message) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.warns(UserWarning):   # gr.Warning outside a request is a Python warning
+            updates = send(demo, tmp_path / name)
+        assert len(updates) == 1 and set(updates[0]) == {"status"}, name
+        assert updates[0]["status"].startswith("⚠️") and re.search(message, updates[0]["status"]), name
+    with pytest.warns(UserWarning):
+        assert send(demo, None)[0]["status"].startswith("⚠️ **Upload an image")
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "I;16", "CMYK"])
+def test_unusual_modes_are_converted(pipe, photo, tmp_path, mode):
+    img = Image.fromarray(np.asarray(photo.convert("L"), np.uint16) * 257, "I;16") if mode == "I;16" \
+        else photo.convert(mode)
+    path = tmp_path / ("in.jpg" if mode == "CMYK" else "in.png")
+    img.save(path)
+    record = send(app.DiracDemo(pipe, str(tmp_path)), path, steps=1)[0]["record"]
+    assert record.frames[0].shape == (72, 96, 3) and record.original.shape == (72, 96, 3)
+
+
+def test_codec_without_dirac_model_runs_base_only(pipe, photo_path, tmp_path):
+    jpeg_only = DiracPipeline(pipe.neural, {"jpeg": pipe.dirac["jpeg"]}, device="cpu", precision="fp32")
+    demo = app.DiracDemo(jpeg_only, str(tmp_path))
+    _qf, _lam, _lam_md, _thr, steps, note = demo.codec_controls("neural")
+    assert steps["interactive"] is False and steps["value"] == 0 and note["visible"] is True
+    assert demo.codec_controls("jpeg")[4]["interactive"] is True
+    updates = send(demo, photo_path, codec="neural", steps=20)
+    assert updates[0]["record"].total == 0 and updates[0]["record"].steps_run == 0
+    assert "No trained DIRAC model for the neural codec" in updates[-1]["status"]
+    with pytest.raises(app.gr.Error, match="use steps=0"):
+        list(demo.enhance(str(photo_path), "neural", 0.002, 5))
+
+
+def test_receiver_has_no_psnr(pipe, photo_path, tmp_path):
+    drc = tmp_path / "sent.drc"
+    drc.write_bytes(pipe.compress(str(photo_path), "jpeg", 20)[0].bitstream)
+    updates = list(app.DiracDemo(pipe, str(tmp_path)).receive(str(drc), 3, 0, True, None, StopFlag(),
+                                                              "base", 50, 50, 1))
+    record = updates[0]["record"]
+    assert record.steps_run == 3 and record.original is None and set(record.psnr) == {None}
+    assert "no original, so no PSNR" in updates[0]["status"] and "PSNR" not in updates[-1]["step_md"]
+    assert record.plot_data().empty and record.crop(3, 50, 50, 1).shape[1] == 2 * 96 + GAP
+
+
+def test_new_run_and_expired_state_delete_download_files(pipe, photo_path, tmp_path):
+    demo = app.DiracDemo(pipe, str(tmp_path))
+    old = send(demo, photo_path, steps=1)[0]["record"]
+    assert old.workdir.exists()
+    new = send(demo, photo_path, steps=1, previous=old)[0]["record"]
+    assert not old.workdir.exists() and new.workdir.exists()
+    app.cleanup_record(new)
+    assert not new.workdir.exists()
+
+
+# ---- the served app and its API --------------------------------------------------------
+@pytest.fixture(scope="module")
+def server(pipe, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("app-work")
+    with serve(pipe, str(workdir)) as url:
+        yield url, workdir
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return Client(server[0], verbose=False)
+
+
+def test_api_signature(client):
+    api = client.view_api(print_info=False, return_format="dict")
+    params = api["named_endpoints"]["/enhance"]["parameters"]
+    names = [p["parameter_name"] for p in params]
+    assert names[:5] == ["image", "codec", "rate", "steps", "seed"]
+    assert [p["parameter_has_default"] for p in params] == [False] + [True] * (len(params) - 1)
+
+
+def test_api_enhance_streams_one_update_per_step(client, pipe, photo_path):
+    job = client.submit(image=handle_file(str(photo_path)), codec="jpeg", rate=10, steps=3, seed=0,
+                        api_name="/enhance")
+    job.result(timeout=120)
+    outputs = job.outputs()
+    assert [info["step"] for _, info, _ in outputs] == [0, 1, 2, 3]
+    expected = reference_frames(pipe, photo_path, 3)
+    for (image, info, drc), frame in zip(outputs, expected):
+        assert np.array_equal(pixels(image), frame) and image.endswith(".png")
+    first = outputs[0][1]
+    sent = pipe.compress(str(photo_path), "jpeg", 10)[0]
+    assert first["bytes"] == sent.nbytes and abs(first["psnr"] - sent.psnr) < 1e-6
+    with open(outputs[-1][2], "rb") as fh:
+        assert fh.read() == sent.bitstream
+
+
+def test_api_neural_bitstream_decodes_to_the_same_image(client, photo_path):
+    sent = client.submit(image=handle_file(str(photo_path)), codec="neural", rate=0.002, steps=2, seed=7,
+                         api_name="/enhance")
+    sent.result(timeout=120)
+    s_img, s_info, drc = sent.outputs()[-1]
+    assert s_info["codec"] == "neural" and s_info["step"] == 2 and s_info["psnr"] is not None
+    got = client.submit(bitstream=handle_file(drc), steps=2, seed=7, api_name="/decode")
+    got.result(timeout=120)
+    r_img, r_info, _ = got.outputs()[-1]
+    assert r_info["psnr"] is None and r_info["step"] == 2
+    assert np.array_equal(pixels(r_img), pixels(s_img))
+
+
+def test_api_bad_uploads_are_clear_errors_and_server_keeps_serving(client, photo_path, tmp_path):
+    txt = tmp_path / "notes.txt"
+    txt.write_text("not a picture")
+    with pytest.raises(AppError, match="not an image Pillow can read"):
+        client.predict(image=handle_file(str(txt)), steps=1, api_name="/enhance")
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(bomb_png())
+    with pytest.raises(AppError, match="too large to decode safely|far over"):
+        client.predict(image=handle_file(str(bomb)), steps=1, api_name="/enhance")
+    with pytest.raises(AppError, match="Not a dirac-demo bitstream"):
+        client.predict(bitstream=handle_file(str(txt)), steps=1, api_name="/decode")
+    with pytest.raises(AppError, match="JPEG quality factor"):
+        client.predict(image=handle_file(str(photo_path)), rate=0, steps=0, api_name="/enhance")
+    with pytest.raises(AppError, match="steps must be a whole number in 0..50"):   # the page's cap on S
+        client.predict(image=handle_file(str(photo_path)), steps=app.MAX_STEPS + 1, api_name="/enhance")
+    with pytest.raises(AppError, match="seed must be a whole number"):
+        client.predict(image=handle_file(str(photo_path)), steps=1, seed=1.5, api_name="/enhance")
+    _, info, _ = client.predict(image=handle_file(str(photo_path)), steps=1, api_name="/enhance")
+    assert info["step"] == 1
+
+
+def test_concurrent_clients_finish_and_memory_stays_bounded(server, photo_path):
+    url, workdir = server
+    rss = psutil.Process(os.getpid()).memory_info
+
+    def one(seed: int) -> list[int]:
+        job = Client(url, verbose=False).submit(image=handle_file(str(photo_path)), steps=3, seed=seed,
+                                                api_name="/enhance")
+        job.result(timeout=180)
+        return [info["step"] for _, info, _ in job.outputs()]
+
+    def batch(n: int = 3) -> None:
+        with ThreadPoolExecutor(n) as pool:
+            assert list(pool.map(one, range(n))) == [[0, 1, 2, 3]] * n
+    batch()
+    before = rss().rss
+    batch()
+    batch()
+    assert rss().rss - before < 150 * 2**20
+    assert not list(workdir.iterdir())    # API runs leave no download files behind

@@ -1,0 +1,101 @@
+"""A real browser on the app: upload, run, watch the steps stream in, move the step slider."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from app_server import serve, slowed
+from dirac_demo import DiracPipeline
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+STEPS = 8
+
+# Record every text the status line shows, so updates that come and go are still seen.
+WATCH_STATUS = """() => {
+  window.statusTexts = [];
+  const node = document.querySelector('#send-status');
+  new MutationObserver(() => window.statusTexts.push(node.innerText))
+    .observe(node, {subtree: true, childList: true, characterData: true});
+}"""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is absent (CI installs it with apt-get install chromium, see .ci/run)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def url(tiny_assets, tmp_path_factory):
+    pipe = DiracPipeline.from_pretrained(str(tiny_assets), device="cpu", precision="fp32")
+    with serve(slowed(pipe, 0.3), str(tmp_path_factory.mktemp("browser-work"))) as url:
+        yield url
+
+
+def _set_slider(page, elem_id: str, value: int) -> None:
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def _wait_text(page, elem_id: str, test: str, timeout: int = 30_000) -> None:
+    """Wait until the text of #elem_id passes ``test``, e.g. ".includes('Done')"."""
+    page.wait_for_function(f"document.querySelector('#{elem_id}').innerText{test}", timeout=timeout)
+
+
+def _open_with_photo(browser, url, photo_path, steps: int):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(url)
+    page.locator("#input-image input[type=file]").set_input_files(str(photo_path))
+    page.wait_for_selector("#input-image img")
+    _set_slider(page, "send-steps", steps)
+    return page
+
+
+def test_upload_run_stream_and_scrub(browser, url, photo_path):
+    page = _open_with_photo(browser, url, photo_path, STEPS)
+    page.evaluate(WATCH_STATUS)
+    page.locator("#send-run").click()
+    _wait_text(page, "send-status", ".includes('Done')", timeout=90_000)
+    seen = page.evaluate("window.statusTexts")
+    lines = [line for text in seen for line in text.splitlines()]
+    steps_seen = {line.split(" · ")[0] for line in lines if line.startswith("Step ")}
+    assert len(steps_seen) >= 3, seen          # several steps arrived one by one, not only the last
+    compressed = next(text for text in seen if "bytes" in text)   # the compression shows first
+    assert "bpp" in compressed and "PSNR" in compressed and "Step " not in compressed
+    assert page.locator("#send-step-md").inner_text().startswith(f"Step {STEPS} of {STEPS}")
+
+    step_image = "document.querySelectorAll('#send-compare img')[1].src"
+    after_run = page.evaluate(step_image)
+    slider = page.locator("#send-step input[type=range]")
+    slider.focus()
+    slider.press("Home")                        # back to step 0: the base reconstruction
+    _wait_text(page, "send-step-md", ".startsWith('Step 0 of')")
+    page.wait_for_function(f"{step_image} !== {after_run!r}", timeout=30_000)
+    slider.press("ArrowRight")
+    _wait_text(page, "send-step-md", ".startsWith('Step 1 of')")
+    assert page.locator("#send-png").is_enabled()
+    page.close()
+
+
+def test_stop_cancels_between_steps(browser, url, photo_path):
+    page = _open_with_photo(browser, url, photo_path, 30)
+    page.locator("#send-run").click()
+    _wait_text(page, "send-status", ".includes('Step 2 of 30')", timeout=60_000)
+    page.locator("#send-stop").click()
+    _wait_text(page, "send-status", ".includes('Stopped after')")
+    page.wait_for_timeout(1500)                 # a stopped run must not overwrite the page later
+    status = page.locator("#send-status").inner_text()
+    stopped = int(status.split("Stopped after ")[1].split(" of")[0])
+    assert "Done" not in status and 2 <= stopped < 30
+    slider = page.locator("#send-step input[type=range]")
+    assert slider.is_enabled() and slider.get_attribute("max") == str(stopped)
+    page.close()
