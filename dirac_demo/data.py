@@ -21,15 +21,15 @@ from .images import load_image
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm"}
 
 
-def list_images(folder: str | os.PathLike) -> list[Path]:
-    """All image files directly inside ``folder``, sorted."""
+def list_images(folder: str | os.PathLike, limit: int | None = None) -> list[Path]:
+    """Image files directly inside ``folder``, sorted by name; the first ``limit`` when given."""
     root = Path(folder)
     if not root.is_dir():
         raise InputError(f"Data folder {str(root)!r} does not exist.")
     files = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_EXTS)
     if not files:
         raise InputError(f"No images found in {str(root)!r}.")
-    return files
+    return files[:limit] if limit else files
 
 
 class CropSampler:

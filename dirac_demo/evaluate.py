@@ -60,6 +60,7 @@ from PIL import Image
 
 from . import metrics as M
 from .bitstream import Encoded
+from .data import list_images
 from .errors import DiracError, InputError, WeightsError
 from .images import MAX_PIXELS, load_image, pil_to_tensor
 from .pipeline import NUM_RESPACED, DiracPipeline
@@ -67,25 +68,12 @@ from .sampler import update_angle
 from .swd import SlicedWasserstein, num_levels
 
 SCHEMA = "dirac_demo.evaluate/1"
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm"}
 DEFAULT_RATES = {"jpeg": [5, 10, 20, 40], "neural": [0.0004, 0.0016, 0.006, 0.016],
                  "webp": [5, 10, 20, 30, 50, 70, 90]}
 RATE_PARAM = {"jpeg": "qf", "neural": "lmbda", "webp": "quality"}
 
 
-# ---- the sampler, with its trajectory exposed ---------------------------------------------
 # ---- inputs -------------------------------------------------------------------------------
-def list_images(folder: str | Path, limit: int | None = None) -> list[Path]:
-    """Image files of a folder, sorted by name; the first ``limit`` when given."""
-    root = Path(folder)
-    if not root.is_dir():
-        raise InputError(f"The data folder {str(root)!r} does not exist.")
-    files = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise InputError(f"The data folder {str(root)!r} holds no images.")
-    return files[:limit] if limit else files
-
-
 def webp_roundtrip(img: Image.Image, quality: int) -> tuple[bytes, torch.Tensor]:
     """Pillow WebP (lossy, method 6) at ``quality``: the file bytes and the decoded image."""
     buf = io.BytesIO()

@@ -72,9 +72,11 @@ class Finished:
 Event = Union[Compressed, StepResult, Finished]
 
 
-def _cpu_bf16() -> bool:
+def cpu_has_bf16() -> bool:
+    """True on CPUs with AMX-BF16 or AVX512-BF16, where bf16 autocast pays off."""
     try:
-        flags = open("/proc/cpuinfo").read()
+        with open("/proc/cpuinfo") as fh:
+            flags = fh.read()
     except OSError:
         return False
     return "amx_bf16" in flags or "avx512_bf16" in flags
@@ -89,7 +91,7 @@ class DiracPipeline:
                  tile_above: int = 1_572_864, max_pixels: int = MAX_PIXELS) -> None:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if precision == "auto":
-            precision = "fp16" if self.device.type == "cuda" else ("bf16" if _cpu_bf16() else "fp32")
+            precision = "fp16" if self.device.type == "cuda" else ("bf16" if cpu_has_bf16() else "fp32")
         self.precision = precision
         self.amp_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
         self.jpeg = JpegCodec()

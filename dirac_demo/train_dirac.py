@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from .base_codec import sample_lmbda
 from .data import CropSampler, jpeg_roundtrip, list_images, sample_jpeg_quality, to_tensor
+from .pipeline import cpu_has_bf16
 from .schedule import Schedule
 from .train_common import (CsvLog, Stopper, cleanup_distributed, load_checkpoint, plot_log,
                            save_checkpoint, setup_distributed, unwrap)
@@ -54,14 +55,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--val-every", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
-
-
-def cpu_has_bf16() -> bool:
-    try:
-        flags = open("/proc/cpuinfo").read()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
 def sample_t(rng: np.random.Generator, n: int, focus_t: int, focus_p: float, T: int) -> np.ndarray:
