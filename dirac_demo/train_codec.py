@@ -32,6 +32,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m dirac_demo.train_codec", description=__doc__)
     p.add_argument("--data", required=True, help="folder of training images (never Kodak)")
     p.add_argument("--out", default="runs/codec")
+    p.add_argument("--init", default=None, help="start from these codec weights (prefix), e.g. assets/codec")
     p.add_argument("--steps", type=int, default=1_000_000)
     p.add_argument("--crop", type=int, default=192, help="crop size, a multiple of 64")
     p.add_argument("--batch", type=int, default=4)
@@ -84,12 +85,20 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     ckpt = load_checkpoint(out / "checkpoint.pt")
     cfg = CodecConfig(**ckpt["config"]) if ckpt else CodecConfig(args.N, args.M)
+    step, init_seconds = 0, 0.0
+    if ckpt is None and args.init:
+        from .weights import load_codec
+        init = load_codec(args.init)
+        facts = init.meta.get("training", {})
+        cfg, step = init.config, int(facts.get("steps", 0))
+        init_seconds = 3600.0 * float(facts.get("wall_hours", 0.0))
     codec = NeuralCodec(cfg).to(device)
+    if ckpt is None and args.init:
+        codec.load_state_dict(init.state_dict())
     main_params = [p for n, p in codec.named_parameters() if not n.endswith(".quantiles")]
     aux_params = [p for n, p in codec.named_parameters() if n.endswith(".quantiles")]
     opt = torch.optim.Adam(main_params, lr=args.lr)
     aux_opt = torch.optim.Adam(aux_params, lr=args.aux_lr)
-    step = 0
     if ckpt:
         codec.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["opt"])
@@ -109,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def save() -> None:
         if rank == 0:
-            prev = ckpt.get("wall_seconds", 0.0) if ckpt else 0.0
+            prev = ckpt.get("wall_seconds", 0.0) if ckpt else init_seconds
             save_checkpoint(out / "checkpoint.pt", {
                 "model": unwrap(codec).state_dict(), "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
                 "step": step, "config": cfg.to_dict(), "meta": meta,

@@ -132,12 +132,18 @@ def main(argv: list[str] | None = None) -> int:
     if ckpt is not None:
         cfg = UNetConfig(**ckpt["config"])
     model = ResidualUNet(cfg).to(device, memory_format=torch.channels_last)
+    init_meta = {}
     if ckpt is None and args.init:
         from .weights import load_dirac
-        model.load_state_dict(load_dirac(args.init).net.state_dict())
+        init = load_dirac(args.init)
+        model.load_state_dict(init.net.state_dict())
+        init_meta = init.meta.get("training", init.meta)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-    step = 0
+    # continuing the same model counts on from its steps; another base codec starts a fine-tune at 0
+    same = bool(init_meta) and init_meta.get("base") == args.base
+    step = int(init_meta.get("steps", 0)) if same else 0
+    init_seconds = 3600.0 * float(init_meta.get("wall_hours", 0.0)) if same else 0.0
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         ema.load_state_dict(ckpt["ema"])
@@ -157,10 +163,14 @@ def main(argv: list[str] | None = None) -> int:
     stopper = Stopper()
     meta = {"base": args.base, "qf_range": [args.qf_min, args.qf_max], "crop": args.crop,
             "batch": args.batch * world, "lr": args.lr, "focus_t": args.focus_t, "focus_p": args.focus_p}
+    if init_meta and init_meta.get("base") != args.base:
+        meta["init"] = {"from": str(args.init), "base": init_meta.get("base"), "steps": init_meta.get("steps")}
+    if ckpt is not None and "init" in ckpt.get("meta", {}):
+        meta["init"] = ckpt["meta"]["init"]
 
     def save() -> None:
         if rank == 0:
-            prev = ckpt.get("wall_seconds", 0.0) if ckpt else 0.0
+            prev = ckpt.get("wall_seconds", 0.0) if ckpt else init_seconds
             save_checkpoint(out / "checkpoint.pt", {
                 "model": unwrap(model).state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
                 "step": step, "config": cfg.to_dict(), "meta": meta,

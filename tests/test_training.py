@@ -118,3 +118,24 @@ def test_torchrun_gloo_two_processes(data_dir, tmp_path):
     ck = torch.load(out / "checkpoint.pt", weights_only=False)
     assert ck["step"] == 3 and ck["meta"]["batch"] == 4      # global batch = 2 processes x 2
     assert len(_rows(out / "log.csv")) == 3                    # only rank 0 logs
+
+
+def test_init_from_exported_weights_continues_the_count(data_dir, tmp_path):
+    run = tmp_path / "codec"
+    common = ["--data", str(data_dir), "--crop", "64", "--batch", "2", "--N", "8", "--M", "8", "--val-every", "100"]
+    assert train_codec.main([*common, "--out", str(run), "--steps", "2"]) == 0
+    export.main(["codec", "--ckpt", str(run / "checkpoint.pt"), "--out", str(tmp_path / "c")])
+    assert train_codec.main([*common, "--out", str(tmp_path / "again"), "--init", str(tmp_path / "c"),
+                             "--steps", "3"]) == 0
+    assert torch.load(tmp_path / "again" / "checkpoint.pt", weights_only=False)["step"] == 3
+    dj = tmp_path / "dj"
+    args = ["--data", str(data_dir), "--crop", "32", "--batch", "2", "--bf16", "off", "--val-every", "100", *TINY]
+    assert train_dirac.main([*args, "--out", str(dj), "--steps", "2"]) == 0
+    export.main(["dirac", "--ckpt", str(dj / "checkpoint.pt"), "--out", str(tmp_path / "d")])
+    # same base: the count goes on; another base: a fine-tune from 0 that records where it started
+    assert train_dirac.main([*args, "--out", str(tmp_path / "dj2"), "--init", str(tmp_path / "d"), "--steps", "3"]) == 0
+    assert torch.load(tmp_path / "dj2" / "checkpoint.pt", weights_only=False)["step"] == 3
+    assert train_dirac.main([*args, "--out", str(tmp_path / "dn"), "--init", str(tmp_path / "d"), "--steps", "1",
+                             "--base", "neural", "--codec-weights", str(tmp_path / "c")]) == 0
+    ck = torch.load(tmp_path / "dn" / "checkpoint.pt", weights_only=False)
+    assert ck["step"] == 1 and ck["meta"]["init"]["steps"] == 2 and ck["meta"]["init"]["base"] == "jpeg"
