@@ -94,11 +94,14 @@ def plot_log(csv_path: Path, png_path: Path, columns: list[str], smooth: int = 5
     fig, axes = plt.subplots(1, len(columns), figsize=(5 * len(columns), 3.5), squeeze=False)
     for ax, col in zip(axes[0], columns):
         vals = np.array([float(r[col]) if r.get(col) not in (None, "") else np.nan for r in rows])
+        keep = np.isfinite(vals)                 # validation columns are filled every N steps only
+        x, vals = steps[keep], vals[keep]
         k = max(1, min(smooth, len(vals) // 5 or 1))
-        kernel = np.ones(k) / k
-        ax.plot(steps, vals, alpha=0.25, lw=0.6)
-        if len(vals) >= k:
-            ax.plot(steps[k - 1:], np.convolve(vals, kernel, mode="valid"), lw=1.5)
+        ax.plot(x, vals, alpha=0.25 if k > 1 else 1.0, lw=0.6 if k > 1 else 1.5, marker="" if k > 1 else ".")
+        if k > 1 and len(vals) >= k:
+            ax.plot(x[k - 1:], np.convolve(vals, np.ones(k) / k, mode="valid"), lw=1.5)
+        if col.startswith(("loss", "mse")) and len(vals) and vals.min() > 0:
+            ax.set_yscale("log")             # a spike must not flatten the rest of the curve
         ax.set_xlabel("step")
         ax.set_title(col)
         ax.grid(alpha=0.3)
