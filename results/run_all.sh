@@ -9,7 +9,7 @@ E="python -m dirac_demo.evaluate --data $D --threads 1 --quiet"
 $E --codec jpeg --qf 5 10 20 40 --steps 20 --step-every 5 --json results/jpeg.json &
 $E --codec neural --lmbda 0.0004 0.0016 0.006 --steps 20 --step-every 5 --json results/neural.json &
 wait
-$E --codec neural --lmbda 0.0016 --steps 20 --step-every 5 --threshold-compare --limit 12 --json results/neural_threshold.json &
+$E --codec neural --lmbda 0.0016 --steps 20 --step-every 5 --threshold-compare --limit 8 --json results/neural_threshold.json &
 $E --codec jpeg --qf 10 --steps 20 --full-steps-compare --step-every 5 --limit 4 --json results/jpeg_full.json &
 wait
 $E --codec webp --quality 5 10 20 30 50 70 90 --json results/webp.json &
