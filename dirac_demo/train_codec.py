@@ -8,7 +8,6 @@ bottleneck's quantiles with its own optimiser; ``update()`` runs at export.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -20,8 +19,7 @@ import torch.nn.functional as F
 
 from .base_codec import CodecConfig, NeuralCodec, sample_lmbda
 from .data import CropSampler, list_images, to_tensor
-from .train_common import (CsvLog, Stopper, cleanup_distributed, load_checkpoint, plot_log,
-                           save_checkpoint, setup_distributed, unwrap)
+from .train_common import CsvLog, RunDir, Stopper, load_checkpoint, setup_distributed, unwrap
 
 LOG_FIELDS = ["step", "lmbda", "loss", "mse", "bpp", "aux", "seconds",
               "val_psnr_lo", "val_bpp_lo", "val_psnr_mid", "val_bpp_mid", "val_psnr_hi", "val_bpp_hi"]
@@ -113,17 +111,13 @@ def main(argv: list[str] | None = None) -> int:
         ddp = torch.nn.parallel.DistributedDataParallel(codec, find_unused_parameters=True)
     log = CsvLog(out / "log.csv", LOG_FIELDS) if rank == 0 else None
     stopper = Stopper()
-    t_start = time.time()
     meta = {"crop": args.crop, "batch": args.batch * world, "lr": args.lr}
 
-    def save() -> None:
-        if rank == 0:
-            prev = ckpt.get("wall_seconds", 0.0) if ckpt else init_seconds
-            save_checkpoint(out / "checkpoint.pt", {
-                "model": unwrap(codec).state_dict(), "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
-                "step": step, "config": cfg.to_dict(), "meta": meta,
-                "wall_seconds": prev + time.time() - t_start})
-            plot_log(out / "log.csv", out / "loss.png", ["loss", "val_psnr_mid", "val_bpp_mid"])
+    run = RunDir(out, rank, ckpt.get("wall_seconds", 0.0) if ckpt else init_seconds, ["loss", "val_psnr_mid", "val_bpp_mid"])
+
+    def state() -> dict:
+        return {"model": unwrap(codec).state_dict(), "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
+                "step": step, "config": cfg.to_dict(), "meta": meta}
 
     while step < args.steps and not stopper.stop:
         t0 = time.time()
@@ -150,12 +144,8 @@ def main(argv: list[str] | None = None) -> int:
                       flush=True)
             log.write(row)
         if step % args.save_every == 0:
-            save()
-    save()
-    if rank == 0:
-        (out / "meta.json").write_text(json.dumps(meta, indent=2))
-    cleanup_distributed()
-    return 0
+            run.save(state())
+    return run.finish(state(), meta)
 
 
 if __name__ == "__main__":

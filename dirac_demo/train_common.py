@@ -6,6 +6,7 @@ Ctrl-C or SIGTERM saves a checkpoint before leaving.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import time
@@ -109,6 +110,30 @@ def plot_log(csv_path: Path, png_path: Path, columns: list[str], smooth: int = 5
     png_path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png_path, dpi=100)
     plt.close(fig)
+
+
+class RunDir:
+    """A run folder seen from rank 0: the checkpoint, the wall-clock it accumulates, the plot."""
+
+    def __init__(self, out: Path, rank: int, prev_seconds: float, plot_columns: list[str]) -> None:
+        self.out, self.rank, self.prev_seconds, self.columns = out, rank, prev_seconds, plot_columns
+        self.t_start = time.time()
+
+    def save(self, state: dict) -> None:
+        """Checkpoint ``state`` (plus the total wall-clock) and redraw the loss plot; rank 0 only."""
+        if self.rank != 0:
+            return
+        save_checkpoint(self.out / "checkpoint.pt",
+                        {**state, "wall_seconds": self.prev_seconds + time.time() - self.t_start})
+        plot_log(self.out / "log.csv", self.out / "loss.png", self.columns)
+
+    def finish(self, state: dict, meta: dict) -> int:
+        """Last checkpoint, ``meta.json``, and the process group torn down; the exit status."""
+        self.save(state)
+        if self.rank == 0:
+            (self.out / "meta.json").write_text(json.dumps(meta, indent=2))
+        cleanup_distributed()
+        return 0
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import sys
 import time
 from pathlib import Path
@@ -23,8 +22,7 @@ from .base_codec import sample_lmbda
 from .data import CropSampler, jpeg_roundtrip, list_images, sample_jpeg_quality, to_tensor
 from .pipeline import cpu_has_bf16
 from .schedule import Schedule
-from .train_common import (CsvLog, Stopper, cleanup_distributed, load_checkpoint, plot_log,
-                           save_checkpoint, setup_distributed, unwrap)
+from .train_common import CsvLog, RunDir, Stopper, load_checkpoint, setup_distributed, unwrap
 from .unet import ResidualUNet, UNetConfig
 
 LOG_FIELDS = ["step", "loss", "loss_focus", "seconds", "val_gain_db", "val_gain_last_db"]
@@ -168,16 +166,12 @@ def main(argv: list[str] | None = None) -> int:
     if ckpt is not None and "init" in ckpt.get("meta", {}):
         meta["init"] = ckpt["meta"]["init"]
 
-    def save() -> None:
-        if rank == 0:
-            prev = ckpt.get("wall_seconds", 0.0) if ckpt else init_seconds
-            save_checkpoint(out / "checkpoint.pt", {
-                "model": unwrap(model).state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
-                "step": step, "config": cfg.to_dict(), "meta": meta,
-                "wall_seconds": prev + time.time() - t_start})
-            plot_log(out / "log.csv", out / "loss.png", ["loss", "loss_focus", "val_gain_db"])
+    run = RunDir(out, rank, ckpt.get("wall_seconds", 0.0) if ckpt else init_seconds, ["loss", "loss_focus", "val_gain_db"])
 
-    t_start = time.time()
+    def state() -> dict:
+        return {"model": unwrap(model).state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
+                "step": step, "config": cfg.to_dict(), "meta": meta}
+
     while step < args.steps and not stopper.stop:
         t0 = time.time()
         x, xb = make_pair(sampler.batch(args.batch))
@@ -212,12 +206,8 @@ def main(argv: list[str] | None = None) -> int:
                       flush=True)
             log.write(row)
         if step % args.save_every == 0:
-            save()
-    save()
-    if rank == 0:
-        (out / "meta.json").write_text(json.dumps(meta, indent=2))
-    cleanup_distributed()
-    return 0
+            run.save(state())
+    return run.finish(state(), meta)
 
 
 if __name__ == "__main__":
