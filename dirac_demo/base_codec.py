@@ -118,10 +118,17 @@ class NeuralCodec(CompressionModel):
         return int(round(float(self.scale(lmbda).detach()) * SCALE_STEP))
 
     # ---- training -------------------------------------------------------------------
-    def forward(self, x: torch.Tensor, lmbda: float) -> dict:
-        """Training path: reconstruction and likelihoods at rate λ (loss = D + λ·R)."""
+    def forward(self, x: torch.Tensor, lmbda: float, bf16: bool = False) -> dict:
+        """Training path: reconstruction and likelihoods at rate λ (loss = D + λ·R).
+
+        ``bf16`` runs the two image-resolution transforms (g_a, g_s: almost all of the
+        compute) under bf16 autocast; latents, hyperprior, quantisation and likelihoods
+        stay in fp32, since bf16's 8-bit mantissa cannot resolve the rounding grid.
+        """
         s = self.scale(lmbda)
-        y = self.g_a(x) * s
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+            y = self.g_a(x)
+        y = y.float() * s
         z = self.h_a(y)
         _, z_likelihoods = self.entropy_bottleneck(z)
         z_offset = self.entropy_bottleneck._get_medians()
@@ -129,8 +136,9 @@ class NeuralCodec(CompressionModel):
         scales_hat, means_hat = self.h_s(z_hat).chunk(2, 1)
         _, y_likelihoods = self.gaussian_conditional(y, scales_hat, means=means_hat)
         y_hat = quantize_ste(y - means_hat) + means_hat
-        x_hat = self.g_s(y_hat / s)
-        return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+            x_hat = self.g_s(y_hat / s)
+        return {"x_hat": x_hat.float(), "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, lmbda: float) -> torch.Tensor:

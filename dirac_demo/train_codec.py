@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from .base_codec import CodecConfig, NeuralCodec, sample_lmbda
 from .data import CropSampler, list_images, to_tensor
 from .train_common import CsvLog, RunDir, Stopper, load_checkpoint, setup_distributed, unwrap
+from .pipeline import cpu_has_bf16
 
 LOG_FIELDS = ["step", "lmbda", "loss", "mse", "bpp", "aux", "seconds",
               "val_psnr_lo", "val_bpp_lo", "val_psnr_mid", "val_bpp_mid", "val_psnr_hi", "val_bpp_hi"]
@@ -38,6 +39,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--aux-lr", type=float, default=1e-3)
     p.add_argument("--N", type=int, default=96)
     p.add_argument("--M", type=int, default=128)
+    p.add_argument("--bf16", choices=["auto", "on", "off"], default="auto",
+                   help="bf16 autocast for the analysis/synthesis transforms (auto: CUDA or a CPU with bf16 units)")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--save-every", type=int, default=200)
     p.add_argument("--val-every", type=int, default=500)
@@ -106,12 +109,13 @@ def main(argv: list[str] | None = None) -> int:
         step = ckpt["step"]
         rng = np.random.default_rng(args.seed + 1000 * rank + step)
         sampler.rng = np.random.default_rng(args.seed + rank + step)
+    use_bf16 = args.bf16 == "on" or (args.bf16 == "auto" and (device.type == "cuda" or cpu_has_bf16()))
     ddp = codec
     if world > 1:
         ddp = torch.nn.parallel.DistributedDataParallel(codec, find_unused_parameters=True)
-    log = CsvLog(out / "log.csv", LOG_FIELDS) if rank == 0 else None
+    log = CsvLog(out / "log.csv", LOG_FIELDS, resume_step=step) if rank == 0 else None
     stopper = Stopper()
-    meta = {"crop": args.crop, "batch": args.batch * world, "lr": args.lr}
+    meta = {"crop": args.crop, "batch": args.batch * world, "lr": args.lr, "bf16": use_bf16}
 
     run = RunDir(out, rank, ckpt.get("wall_seconds", 0.0) if ckpt else init_seconds, ["loss", "val_psnr_mid", "val_bpp_mid"])
 
@@ -123,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.time()
         x = to_tensor(sampler.batch(args.batch)).to(device)
         lmbda = sample_lmbda(float(rng.random()))
-        res = ddp(x, lmbda)
+        res = ddp(x, lmbda, bf16=use_bf16)
         mse, bpp = rd_terms(res, x)
         loss = mse + lmbda * bpp
         opt.zero_grad(set_to_none=True)

@@ -67,13 +67,33 @@ def load_checkpoint(path: Path) -> dict | None:
 class CsvLog:
     """Appends rows of metrics to ``log.csv`` (created with a header on first write)."""
 
-    def __init__(self, path: Path, fields: list[str]) -> None:
+    def __init__(self, path: Path, fields: list[str], resume_step: int | None = None) -> None:
         self.path, self.fields = path, fields
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists():
             with open(path, "w", newline="") as fh:
                 csv.writer(fh).writerow(fields)
+        elif resume_step is not None:
+            self._drop_after(resume_step)
         self.t0 = time.time()
+
+    def _drop_after(self, step: int) -> None:
+        """Rows past the checkpoint being resumed (a run killed between saves) are moved
+        to ``log.dropped.csv``, so the log describes the weights that exist."""
+        with open(self.path, newline="") as fh:
+            rows = list(csv.reader(fh))
+        keep = [r for r in rows[1:] if r and int(float(r[0])) <= step]
+        gone = [r for r in rows[1:] if r and int(float(r[0])) > step]
+        if not gone:
+            return
+        dropped = self.path.with_name("log.dropped.csv")
+        new = not dropped.exists()
+        with open(dropped, "a", newline="") as fh:
+            if new:
+                csv.writer(fh).writerow(rows[0])
+            csv.writer(fh).writerows(gone)
+        with open(self.path, "w", newline="") as fh:
+            csv.writer(fh).writerows([rows[0]] + keep)
 
     def write(self, row: dict) -> None:
         with open(self.path, "a", newline="") as fh:

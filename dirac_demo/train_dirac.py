@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         ddp = torch.nn.parallel.DistributedDataParallel(model)
     schedule = Schedule()
     abar = torch.tensor(schedule.alphas_cumprod, dtype=torch.float32)
-    log = CsvLog(out / "log.csv", LOG_FIELDS) if rank == 0 else None
+    log = CsvLog(out / "log.csv", LOG_FIELDS, resume_step=step) if rank == 0 else None
     stopper = Stopper()
     meta = {"base": args.base, "qf_range": [args.qf_min, args.qf_max], "crop": args.crop,
             "batch": args.batch * world, "lr": args.lr, "focus_t": args.focus_t, "focus_p": args.focus_p}

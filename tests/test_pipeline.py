@@ -198,3 +198,18 @@ def test_fuzz_full_decode(pipe, photo, data):
         return
     assert comp.base.shape[-2:] == (comp.encoded.height, comp.encoded.width)
     assert torch.isfinite(comp.base).all()
+
+
+def test_cpu_bf16_runs_the_network_in_bf16_and_matches_fp32(tiny_assets, photo):
+    """precision='bf16' on CPU casts the network's weights (no autocast); results stay close to fp32."""
+    ref = DiracPipeline.from_pretrained(str(tiny_assets), device="cpu", precision="fp32")
+    bf = DiracPipeline.from_pretrained(str(tiny_assets), device="cpu", precision="bf16")
+    assert bf.cast_net and not ref.cast_net
+    assert next(bf.dirac["jpeg"].net.parameters()).dtype == torch.bfloat16
+    assert next(ref.dirac["jpeg"].net.parameters()).dtype == torch.float32
+    a = _events(ref.run(photo, "jpeg", 10, steps=4, seed=0))
+    b = _events(bf.run(photo, "jpeg", 10, steps=4, seed=0))
+    assert b[-1].image.dtype == torch.float32
+    for ea, eb in zip(a[1:5], b[1:5]):
+        assert abs(ea.psnr - eb.psnr) < 0.1
+    assert (a[-1].image - b[-1].image).abs().max() < 0.03

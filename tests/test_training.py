@@ -139,3 +139,22 @@ def test_init_from_exported_weights_continues_the_count(data_dir, tmp_path):
                              "--base", "neural", "--codec-weights", str(tmp_path / "c")]) == 0
     ck = torch.load(tmp_path / "dn" / "checkpoint.pt", weights_only=False)
     assert ck["step"] == 1 and ck["meta"]["init"]["steps"] == 2 and ck["meta"]["init"]["base"] == "jpeg"
+
+
+def test_csv_log_resume_moves_rows_past_the_checkpoint_aside(tmp_path):
+    """A run killed between saves resumes from its last checkpoint; its log must not keep
+    (and later duplicate) the steps whose weights were lost."""
+    from dirac_demo.train_common import CsvLog
+
+    path = tmp_path / "log.csv"
+    log = CsvLog(path, ["step", "loss"])
+    for s in range(1, 8):
+        log.write({"step": s, "loss": 1.0 / s})
+    CsvLog(path, ["step", "loss"], resume_step=5)
+    with open(path) as fh:
+        assert [int(r["step"]) for r in csv.DictReader(fh)] == [1, 2, 3, 4, 5]
+    with open(tmp_path / "log.dropped.csv") as fh:
+        assert [int(r["step"]) for r in csv.DictReader(fh)] == [6, 7]
+    CsvLog(path, ["step", "loss"], resume_step=5)     # nothing past 5: unchanged, nothing added
+    with open(tmp_path / "log.dropped.csv") as fh:
+        assert len(list(csv.DictReader(fh))) == 2
