@@ -93,17 +93,18 @@ class DiracPipeline:
         if precision == "auto":
             precision = "fp16" if self.device.type == "cuda" else ("bf16" if cpu_has_bf16() else "fp32")
         self.precision = precision
-        self.amp_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
+        amp_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
         # On CPU, bf16 runs with bf16 weights and activations throughout instead of autocast:
         # autocast keeps GroupNorm, SiLU and the residual stream in fp32, and that memory
         # traffic is a third of a step. fp16 (CUDA) stays under autocast, which guards overflow.
-        self.cast_net = self.amp_dtype is torch.bfloat16 and self.device.type == "cpu"
+        self.cast_net = amp_dtype is torch.bfloat16 and self.device.type == "cpu"
+        self.net_dtype = torch.bfloat16 if self.cast_net else torch.float32
+        self.amp_dtype = None if self.cast_net else amp_dtype
         self.jpeg = JpegCodec()
         self.neural = neural_codec.eval().cpu() if neural_codec is not None else None   # codec: fp32, CPU
         self.dirac = {}
         for name, model in (dirac or {}).items():
-            model.net = model.net.eval().to(self.device, memory_format=torch.channels_last)
-            model.net = model.net.to(torch.bfloat16 if self.cast_net else torch.float32)
+            model.net = model.net.eval().to(self.device, self.net_dtype, memory_format=torch.channels_last)
             self.dirac[name] = model
         self.schedule = Schedule()
         self.tile, self.tile_overlap, self.max_pixels = tile, tile_overlap, max_pixels
@@ -148,7 +149,7 @@ class DiracPipeline:
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
-                              enabled=self.amp_dtype is not None and not self.cast_net)
+                              enabled=self.amp_dtype is not None)
 
     @torch.no_grad()
     def _denoise(self, net, r: torch.Tensor, t: int, xb: torch.Tensor) -> torch.Tensor:
@@ -171,10 +172,8 @@ class DiracPipeline:
     def _net(self, net, r: torch.Tensor, t: int, xb: torch.Tensor) -> torch.Tensor:
         m = net.multiple
         h, w = r.shape[-2:]
-        rp = pad_to_multiple(r, m).contiguous(memory_format=torch.channels_last)
-        xp = pad_to_multiple(xb, m).contiguous(memory_format=torch.channels_last)
-        if self.cast_net:
-            rp, xp = rp.to(torch.bfloat16), xp.to(torch.bfloat16)
+        rp = pad_to_multiple(r, m).to(self.net_dtype, memory_format=torch.channels_last)
+        xp = pad_to_multiple(xb, m).to(self.net_dtype, memory_format=torch.channels_last)
         with self._autocast():
             out = net(rp, torch.full((1,), t, device=r.device, dtype=torch.long), xp)
         return out.float()[..., :h, :w]

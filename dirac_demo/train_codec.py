@@ -19,8 +19,7 @@ import torch.nn.functional as F
 
 from .base_codec import CodecConfig, NeuralCodec, sample_lmbda
 from .data import CropSampler, list_images, to_tensor
-from .train_common import CsvLog, RunDir, Stopper, load_checkpoint, setup_distributed, unwrap
-from .pipeline import cpu_has_bf16
+from .train_common import CsvLog, RunDir, Stopper, load_checkpoint, setup_distributed, unwrap, use_bf16
 
 LOG_FIELDS = ["step", "lmbda", "loss", "mse", "bpp", "aux", "seconds",
               "val_psnr_lo", "val_bpp_lo", "val_psnr_mid", "val_bpp_mid", "val_psnr_hi", "val_bpp_hi"]
@@ -109,13 +108,13 @@ def main(argv: list[str] | None = None) -> int:
         step = ckpt["step"]
         rng = np.random.default_rng(args.seed + 1000 * rank + step)
         sampler.rng = np.random.default_rng(args.seed + rank + step)
-    use_bf16 = args.bf16 == "on" or (args.bf16 == "auto" and (device.type == "cuda" or cpu_has_bf16()))
+    bf16 = use_bf16(args.bf16, device)
     ddp = codec
     if world > 1:
         ddp = torch.nn.parallel.DistributedDataParallel(codec, find_unused_parameters=True)
     log = CsvLog(out / "log.csv", LOG_FIELDS, resume_step=step) if rank == 0 else None
     stopper = Stopper()
-    meta = {"crop": args.crop, "batch": args.batch * world, "lr": args.lr, "bf16": use_bf16}
+    meta = {"crop": args.crop, "batch": args.batch * world, "lr": args.lr, "bf16": bf16}
 
     run = RunDir(out, rank, ckpt.get("wall_seconds", 0.0) if ckpt else init_seconds, ["loss", "val_psnr_mid", "val_bpp_mid"])
 
@@ -127,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.time()
         x = to_tensor(sampler.batch(args.batch)).to(device)
         lmbda = sample_lmbda(float(rng.random()))
-        res = ddp(x, lmbda, bf16=use_bf16)
+        res = ddp(x, lmbda, bf16=bf16)
         mse, bpp = rd_terms(res, x)
         loss = mse + lmbda * bpp
         opt.zero_grad(set_to_none=True)

@@ -64,6 +64,12 @@ def load_checkpoint(path: Path) -> dict | None:
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
+def use_bf16(flag: str, device: torch.device) -> bool:
+    """``--bf16 auto|on|off``: auto means CUDA, or a CPU with bf16 units (AMX/AVX512-BF16)."""
+    from .pipeline import cpu_has_bf16
+    return flag == "on" or (flag == "auto" and (device.type == "cuda" or cpu_has_bf16()))
+
+
 class CsvLog:
     """Appends rows of metrics to ``log.csv`` (created with a header on first write)."""
 

@@ -20,9 +20,8 @@ import torch.nn.functional as F
 
 from .base_codec import sample_lmbda
 from .data import CropSampler, jpeg_roundtrip, list_images, sample_jpeg_quality, to_tensor
-from .pipeline import cpu_has_bf16
 from .schedule import Schedule
-from .train_common import CsvLog, RunDir, Stopper, load_checkpoint, setup_distributed, unwrap
+from .train_common import CsvLog, RunDir, Stopper, load_checkpoint, setup_distributed, unwrap, use_bf16
 from .unet import ResidualUNet, UNetConfig
 
 LOG_FIELDS = ["step", "loss", "loss_focus", "seconds", "val_gain_db", "val_gain_last_db"]
@@ -113,8 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed + rank)
     rng = np.random.default_rng(args.seed + 1000 * rank)
-    use_bf16 = args.bf16 == "on" or (args.bf16 == "auto" and (device.type == "cuda" or cpu_has_bf16()))
-    autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16)  # noqa: E731
+    bf16 = use_bf16(args.bf16, device)
+    autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)  # noqa: E731
 
     files = list_images(args.data)
     val_files = files[::40]
