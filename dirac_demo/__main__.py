@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--stop", type=int, default=None, help="stop after K steps (default S)")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--no-threshold", action="store_true", help="disable rate-dependent thresholding")
+    d.add_argument("--eta", type=float, default=0.0,
+                   help="DDIM stochasticity in [0, 1]: 0 (default) is the paper's deterministic sampler")
 
     i = sub.add_parser("info", help="describe a bitstream")
     i.add_argument("bitstream")
@@ -74,7 +76,7 @@ def _decompress(args, pipe) -> None:
     from .images import png_bytes, tensor_to_pil
     from .pipeline import Compressed, Finished, StepResult
     data = _read(args.bitstream)
-    for ev in pipe.run_bitstream(data, args.steps, args.stop, args.seed, not args.no_threshold):
+    for ev in pipe.run_bitstream(data, args.steps, args.stop, args.seed, not args.no_threshold, args.eta):
         if isinstance(ev, Compressed):
             print(f"decoded {ev.encoded.codec} {ev.encoded.width}x{ev.encoded.height} "
                   f"({ev.nbytes} bytes, {ev.bpp:.4f} bpp); no original here, so no PSNR", file=sys.stderr)

@@ -27,7 +27,8 @@ JSON schema (``"schema": "dirac_demo.evaluate/1"``)::
         "codec": "jpeg" | "neural" | "webp", "rate": QF, λ or WebP quality,
         "rate_param": "qf" | "lmbda" | "quality",
         "variant": "main" | "full_steps" (S = 100, claim 2) | "no_threshold" (claim 3),
-        "num_steps": S, "threshold": bool, "clip": θ used to clip r̂0 (1.0 = plain [−1, 1]),
+        "num_steps": S, "eta": DDIM η (0: deterministic), "threshold": bool,
+        "clip": θ used to clip r̂0 (1.0 = plain [−1, 1]),
         "bpp": mean bits per pixel of the real .drc file (WebP: the .webp file),
         "bpp_payload": the same without the .drc container (the JPEG file / the rANS strings),
         "seconds_compress", "seconds_per_step", "seconds_first_step": means over images,
@@ -65,7 +66,7 @@ from .errors import DiracError, InputError, WeightsError
 from .images import MAX_PIXELS, load_image, pil_to_tensor
 from .pipeline import NUM_RESPACED, DiracPipeline
 from .sampler import update_angle
-from .swd import SlicedWasserstein, num_levels
+from .swd import DEFAULT_PATCHES, SlicedWasserstein, num_levels
 
 SCHEMA = "dirac_demo.evaluate/1"
 DEFAULT_RATES = {"jpeg": [5, 10, 20, 40], "neural": [0.0004, 0.0016, 0.006, 0.016],
@@ -91,6 +92,7 @@ class PointSpec:
     variant: str = "main"
     steps: int = 20
     threshold: bool = True
+    eta: float = 0.0
 
 
 def report_steps(steps: int, every: int | None = None, explicit: list[int] | None = None) -> list[int]:
@@ -120,7 +122,7 @@ class Evaluator:
     """Holds the pipeline, the images, the optional metric networks and the reference statistics."""
 
     def __init__(self, pipe: DiracPipeline | None, files: list[Path], seed: int = 0,
-                 swd_patches: int = 1024, use_lpips: bool = True, use_fid: bool = True,
+                 swd_patches: int = DEFAULT_PATCHES, use_lpips: bool = True, use_fid: bool = True,
                  device: str | torch.device = "cpu") -> None:
         self.pipe, self.seed = pipe, seed
         self.names = [p.name for p in files]
@@ -200,7 +202,8 @@ class Evaluator:
                  sets: dict[int, _Set], trace: dict) -> None:
         """Run the sampler on image ``i``: metrics at the reported steps, angles and times at all."""
         prev = None
-        for step, image, secs in self.pipe.trajectory(base, enc, spec.steps, self.seed, spec.threshold):
+        for step, image, secs in self.pipe.trajectory(base, enc, spec.steps, self.seed, spec.threshold,
+                                                         spec.eta):
             k = step.index + 1
             trace["t"][k] = step.t
             trace["seconds"].setdefault(k, []).append(secs)
@@ -228,7 +231,7 @@ class Evaluator:
             s.t = trace["t"].get(k)
         seconds = [v for vs in trace["seconds"].values() for v in vs]
         return {"codec": spec.codec, "rate": spec.rate, "rate_param": RATE_PARAM[spec.codec],
-                "variant": spec.variant, "num_steps": spec.steps,
+                "variant": spec.variant, "num_steps": spec.steps, "eta": spec.eta,
                 "threshold": spec.threshold if spec.codec == "neural" else None, "clip": clip,
                 "bpp": float(np.mean(bpp)), "bpp_payload": float(np.mean(bpp_payload)),
                 "seconds_compress": float(np.mean(t_comp)),
@@ -269,13 +272,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold-compare", action="store_true",
                    help="neural: also run without rate-dependent thresholding (claim 3)")
     p.add_argument("--no-threshold", action="store_true", help="neural: disable thresholding")
+    p.add_argument("--eta", type=float, default=0.0,
+                   help="DDIM stochasticity in [0, 1] (0: the paper's deterministic sampler)")
     p.add_argument("--seed", type=int, default=0, help="sampler noise, SWD patches and directions")
     p.add_argument("--limit", type=int, default=None, help="use only the first N images")
     p.add_argument("--assets", default=None, help="weights folder (default: the shipped assets/)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--swd-patches", type=int, default=1024, help="7×7 patches per image and level")
+    p.add_argument("--swd-patches", type=int, default=DEFAULT_PATCHES,
+                   help=f"7×7 patches per image and level (default {DEFAULT_PATCHES})")
     p.add_argument("--no-lpips", action="store_true")
     p.add_argument("--no-fid", action="store_true", help="skip FID/256 and KID/256")
     p.add_argument("--json", default=None, help="write the results here")
@@ -300,13 +306,15 @@ def _specs(args) -> list[PointSpec]:
         raise InputError("--threshold-compare needs --codec neural and thresholding on.")
     if not 0 <= args.steps <= NUM_RESPACED:
         raise InputError(f"--steps must be in 0..{NUM_RESPACED}, got {args.steps}.")
-    specs = []
+    if not 0.0 <= args.eta <= 1.0:
+        raise InputError(f"--eta must be in [0, 1], got {args.eta}.")
+    specs, th, eta = [], not args.no_threshold, args.eta
     for r in rates:
-        specs.append(PointSpec(args.codec, float(r), "main", args.steps, not args.no_threshold))
+        specs.append(PointSpec(args.codec, float(r), "main", args.steps, th, eta))
         if args.full_steps_compare and args.steps != NUM_RESPACED:
-            specs.append(PointSpec(args.codec, float(r), "full_steps", NUM_RESPACED, not args.no_threshold))
+            specs.append(PointSpec(args.codec, float(r), "full_steps", NUM_RESPACED, th, eta))
         if args.threshold_compare:
-            specs.append(PointSpec(args.codec, float(r), "no_threshold", args.steps, False))
+            specs.append(PointSpec(args.codec, float(r), "no_threshold", args.steps, False, eta))
     return specs
 
 

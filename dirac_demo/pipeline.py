@@ -203,13 +203,17 @@ class DiracPipeline:
 
     def enhance(self, base: torch.Tensor, enc: Encoded, steps: int = 20, stop: int | None = None,
                 seed: int = 0, threshold: bool = True, original: torch.Tensor | None = None,
-                with_ms_ssim: bool = True) -> Iterator[StepResult | Finished]:
-        """Residual DDIM with late start from ``base``: one :class:`StepResult` per step, then Finished."""
+                with_ms_ssim: bool = True, eta: float = 0.0) -> Iterator[StepResult | Finished]:
+        """Residual DDIM with late start from ``base``: one :class:`StepResult` per step, then Finished.
+
+        ``eta`` = 0 is the paper's deterministic DDIM; ``eta`` > 0 adds fresh seeded noise per step.
+        """
         stop = _check_steps(steps, stop)
+        _check_eta(eta)
         image = base
         last = psnr(base, original) if original is not None else None
         if stop > 0:
-            for step, image, seconds in self.trajectory(base, enc, steps, seed, threshold):
+            for step, image, seconds in self.trajectory(base, enc, steps, seed, threshold, eta):
                 p, m = self._metrics(image, original, with_ms_ssim)
                 last = p
                 yield StepResult(step.index + 1, steps, step.t, image, p, m, seconds)
@@ -225,7 +229,7 @@ class DiracPipeline:
         return 1.0
 
     def trajectory(self, base: torch.Tensor, enc: Encoded, steps: int = 20, seed: int = 0,
-                   threshold: bool = True) -> Iterator[tuple[Step, torch.Tensor, float]]:
+                   threshold: bool = True, eta: float = 0.0) -> Iterator[tuple[Step, torch.Tensor, float]]:
         """The sampler itself: ``(Step, image, seconds)`` per DDIM step, Step holding r_t and r̂0(t).
 
         ``seconds`` covers the network call and the update, not the caller's metrics.
@@ -238,7 +242,8 @@ class DiracPipeline:
         xb = to_signed(base).to(self.device)
         r = late_start_noise(xb.shape, int(ts[0]), self.schedule, gen, self.device)
         denoise = lambda r_t, t: self._denoise(model.net, r_t, t, xb)  # noqa: E731
-        sampler = ddim_sample(denoise, r, ts, self.schedule, clip=self.clip_for(enc, threshold))
+        sampler = ddim_sample(denoise, r, ts, self.schedule, clip=self.clip_for(enc, threshold),
+                              eta=eta, generator=gen)
         while True:
             t0 = time.perf_counter()
             step = next(sampler, None)
@@ -249,20 +254,22 @@ class DiracPipeline:
 
     def run(self, image: ImageLike, codec: str = "jpeg", rate: float = 10, steps: int = 20,
             stop: int | None = None, seed: int = 0, threshold: bool = True, downscale: bool = False,
-            with_ms_ssim: bool = True) -> Iterator[Event]:
+            with_ms_ssim: bool = True, eta: float = 0.0) -> Iterator[Event]:
         """Sender and receiver in one: Compressed, then StepResult per step, then Finished."""
         _check_steps(steps, stop)
+        _check_eta(eta)
         comp, x = self.compress(image, codec, rate, downscale, with_ms_ssim)
         yield comp
-        yield from self.enhance(comp.base, comp.encoded, steps, stop, seed, threshold, x, with_ms_ssim)
+        yield from self.enhance(comp.base, comp.encoded, steps, stop, seed, threshold, x, with_ms_ssim, eta)
 
     def run_bitstream(self, data: bytes, steps: int = 20, stop: int | None = None, seed: int = 0,
-                      threshold: bool = True) -> Iterator[Event]:
+                      threshold: bool = True, eta: float = 0.0) -> Iterator[Event]:
         """Receiver side only: no original, so every PSNR field is None."""
         _check_steps(steps, stop)
+        _check_eta(eta)
         comp = self.decode(data)
         yield comp
-        yield from self.enhance(comp.base, comp.encoded, steps, stop, seed, threshold, None)
+        yield from self.enhance(comp.base, comp.encoded, steps, stop, seed, threshold, None, eta=eta)
 
 
 def _check_steps(steps: int, stop: int | None) -> int:
@@ -273,6 +280,11 @@ def _check_steps(steps: int, stop: int | None) -> int:
     if not 0 <= stop <= steps:
         raise InputError(f"stop must be in 0..{steps}, got {stop}.")
     return stop
+
+
+def _check_eta(eta: float) -> None:
+    if not 0.0 <= float(eta) <= 1.0:
+        raise InputError(f"eta must be between 0 and 1, got {eta}.")
 
 
 def _starts(length: int, tile: int, overlap: int) -> list[int]:

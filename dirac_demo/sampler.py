@@ -1,4 +1,4 @@
-"""Residual DDIM sampling (η = 0) with late start, early stopping and thresholding (§3.3, A.4).
+"""Residual DDIM sampling (η = 0 as in the paper, or stochastic η > 0) with late start, early stopping and thresholding (§3.3, A.4).
 
 ``ddim_sample`` is a generator in the style of guided-diffusion's progressive loop: it yields
 every step's r̂0(t), so a caller can stop after any step and use x̃ + r̂0(t_k) as the result.
@@ -37,19 +37,41 @@ def late_start_noise(shape: Sequence[int], t: int, schedule: Schedule,
     return (noise * schedule.sigma(t)).to(device)
 
 
-def ddim_update(r_t: torch.Tensor, r0_hat: torch.Tensor, abar_t: float, abar_prev: float) -> torch.Tensor:
-    """Deterministic DDIM step (Song et al. 2021, eq. 12 with σ = 0) from t to the previous timestep."""
+def ddim_sigma(abar_t: float, abar_prev: float, eta: float) -> float:
+    """σ_t of Song et al. 2021, eq. 16: η = 0 is deterministic DDIM, η = 1 the DDPM posterior."""
+    if eta == 0.0 or abar_prev >= 1.0:
+        return 0.0
+    return eta * math.sqrt((1.0 - abar_prev) / (1.0 - abar_t)) * math.sqrt(1.0 - abar_t / abar_prev)
+
+
+def ddim_update(r_t: torch.Tensor, r0_hat: torch.Tensor, abar_t: float, abar_prev: float,
+                eta: float = 0.0, noise: torch.Tensor | None = None) -> torch.Tensor:
+    """DDIM step (Song et al. 2021, eq. 12) from t to the previous timestep.
+
+    With ``eta`` = 0 (the paper's sampler) it is deterministic; with ``eta`` > 0 a share σ_t of
+    the noise is fresh ``noise`` (standard normal, same shape) instead of the predicted ε.
+    """
     eps = (r_t - math.sqrt(abar_t) * r0_hat) / math.sqrt(1.0 - abar_t)
-    return math.sqrt(abar_prev) * r0_hat + math.sqrt(1.0 - abar_prev) * eps
+    sigma = ddim_sigma(abar_t, abar_prev, eta)
+    out = math.sqrt(abar_prev) * r0_hat + math.sqrt(max(1.0 - abar_prev - sigma ** 2, 0.0)) * eps
+    if sigma > 0.0:
+        if noise is None:
+            raise ValueError("A stochastic DDIM step (eta > 0) needs noise.")
+        out = out + sigma * noise
+    return out
 
 
 def ddim_sample(denoise: Denoiser, r_init: torch.Tensor, timesteps: Sequence[int],
-                schedule: Schedule, clip: float | None = 1.0) -> Iterator[Step]:
+                schedule: Schedule, clip: float | None = 1.0, eta: float = 0.0,
+                generator: torch.Generator | None = None) -> Iterator[Step]:
     """Run DDIM over descending ``timesteps`` from ``r_init``, yielding a :class:`Step` each time.
 
     ``clip`` bounds r̂0 to [−clip, clip] (1.0 is the plain image range; a rate-dependent
-    threshold θ(λ) is smaller); ``None`` disables clipping.
+    threshold θ(λ) is smaller); ``None`` disables clipping. ``eta`` > 0 makes the steps
+    stochastic, with noise drawn on the CPU from ``generator`` (so a seed is device-independent).
     """
+    if not 0.0 <= eta <= 1.0:
+        raise ValueError(f"eta must be in [0, 1], got {eta}")
     r = r_init
     ts = [int(t) for t in timesteps]
     for i, t in enumerate(ts):
@@ -58,7 +80,10 @@ def ddim_sample(denoise: Denoiser, r_init: torch.Tensor, timesteps: Sequence[int
             r0_hat = r0_hat.clamp(-clip, clip)
         yield Step(index=i, t=t, r_t=r, r0_hat=r0_hat)
         t_prev = ts[i + 1] if i + 1 < len(ts) else -1
-        r = ddim_update(r, r0_hat, schedule.abar(t), schedule.abar(t_prev))
+        noise = None
+        if eta > 0.0 and t_prev >= 0:
+            noise = torch.randn(tuple(r.shape), generator=generator, dtype=torch.float32).to(r.device)
+        r = ddim_update(r, r0_hat, schedule.abar(t), schedule.abar(t_prev), eta, noise)
 
 
 def nearest_threshold(table: dict[float, float] | None, lmbda: float) -> float | None:

@@ -29,11 +29,12 @@ def test_seed_changes_output(tiny_assets, photo_path, tmp_path):
     drc = tmp_path / "a.drc"
     run("--assets", tiny_assets, "compress", photo_path, "-o", drc, "--qf", "10")
     outs = []
-    for seed in (1, 1, 2):
+    for seed, eta in ((1, 0), (1, 0), (2, 0), (1, 1), (1, 1)):
         png = tmp_path / f"s{len(outs)}.png"
-        run("--assets", tiny_assets, "decompress", drc, "-o", png, "--steps", "2", "--seed", seed)
+        run("--assets", tiny_assets, "decompress", drc, "-o", png, "--steps", "2", "--seed", seed, "--eta", eta)
         outs.append(np.asarray(Image.open(png)))
     assert np.array_equal(outs[0], outs[1]) and not np.array_equal(outs[0], outs[2])
+    assert np.array_equal(outs[3], outs[4]) and not np.array_equal(outs[0], outs[3])
 
 
 def _bad_cases(tmp_path, photo_path, tiny_assets):
@@ -57,6 +58,7 @@ def _bad_cases(tmp_path, photo_path, tiny_assets):
         ["decompress", txt, "-o", out],
         ["decompress", drc, "-o", out, "--steps", "101"],
         ["decompress", drc, "-o", out, "--steps", "3", "--stop", "5"],
+        ["decompress", drc, "-o", out, "--steps", "2", "--eta", "2"],
         ["info", trunc],
     ]
 

@@ -46,6 +46,18 @@ def test_seeded_determinism(pipe, photo):
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
+def test_stochastic_ddim_is_seeded_and_matches_on_the_receiver(pipe, photo):
+    det = _events(pipe.run(photo, "jpeg", 10, steps=3, seed=7))
+    a = _events(pipe.run(photo, "jpeg", 10, steps=3, seed=7, eta=1.0))
+    b = _events(pipe.run_bitstream(a[0].bitstream, steps=3, seed=7, eta=1.0))
+    assert torch.equal(a[1].image, det[1].image)          # the first step sees no fresh noise yet
+    assert not torch.equal(a[-1].image, det[-1].image)
+    assert torch.equal(a[-1].image, b[-1].image)
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(InputError, match="eta"):
+            _events(pipe.run(photo, "jpeg", 10, steps=3, eta=bad))
+
+
 def test_receiver_side_has_no_psnr_and_matches_sender(pipe, photo):
     sent = _events(pipe.run(photo, "neural", 0.004, steps=3, seed=1))
     got = _events(pipe.run_bitstream(sent[0].bitstream, steps=3, seed=1))
@@ -59,9 +71,9 @@ def test_rate_dependent_thresholding(pipe, photo, monkeypatch):
     import dirac_demo.pipeline as pl
     real = pl.ddim_sample
 
-    def spy(denoise, r, ts, schedule, clip):
+    def spy(denoise, r, ts, schedule, clip, **kwargs):
         seen.append(clip)
-        return real(denoise, r, ts, schedule, clip)
+        return real(denoise, r, ts, schedule, clip, **kwargs)
 
     monkeypatch.setattr(pl, "ddim_sample", spy)
     _events(pipe.run(photo, "neural", 0.0005, steps=1))

@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from dirac_demo.sampler import ddim_sample, ddim_update, late_start_noise, nearest_threshold, update_angle
+from dirac_demo.sampler import (ddim_sample, ddim_sigma, ddim_update, late_start_noise, nearest_threshold,
+                                update_angle)
 from dirac_demo.schedule import Schedule, late_start_timesteps
 
 
@@ -30,6 +31,51 @@ def test_ddim_update_matches_closed_form():
     r_t = math.sqrt(a_t) * r0 + math.sqrt(1 - a_t) * eps
     expected = math.sqrt(a_p) * r0 + math.sqrt(1 - a_p) * eps
     assert torch.allclose(ddim_update(r_t, r0, a_t, a_p), expected, atol=1e-12)
+
+
+def test_eta_one_is_the_ddpm_posterior_std():
+    s = Schedule()
+    t = 150
+    beta_t = 1.0 - s.abar(t) / s.abar(t - 1)
+    posterior_var = (1.0 - s.abar(t - 1)) / (1.0 - s.abar(t)) * beta_t
+    assert ddim_sigma(s.abar(t), s.abar(t - 1), 1.0) ** 2 == pytest.approx(posterior_var, rel=1e-9)
+    assert ddim_sigma(s.abar(t), s.abar(t - 10), 0.0) == 0.0
+    assert ddim_sigma(s.abar(t), 1.0, 1.0) == 0.0          # the clean end adds no noise
+
+
+def test_stochastic_step_keeps_the_forward_marginal():
+    # With the true r0, r_t ~ q(r_t | r0) must map to r_prev ~ q(r_prev | r0) for any eta.
+    s = Schedule()
+    g = torch.Generator().manual_seed(0)
+    r0 = torch.full((200_000,), 0.3, dtype=torch.float64)
+    a_t, a_p = s.abar(190), s.abar(180)
+    r_t = math.sqrt(a_t) * r0 + math.sqrt(1 - a_t) * torch.randn(r0.shape, generator=g, dtype=torch.float64)
+    for eta in (0.5, 1.0):
+        z = torch.randn(r0.shape, generator=g, dtype=torch.float64)
+        out = ddim_update(r_t, r0, a_t, a_p, eta, z)
+        assert out.mean().item() == pytest.approx(math.sqrt(a_p) * 0.3, abs=3e-3)
+        assert out.std().item() == pytest.approx(math.sqrt(1 - a_p), rel=1e-2)
+    with pytest.raises(ValueError, match="needs noise"):
+        ddim_update(r_t, r0, a_t, a_p, 0.5)
+
+
+def test_stochastic_sampling_is_seeded_and_eta_zero_is_unchanged():
+    s = Schedule()
+    ts = late_start_timesteps(5)
+    net = lambda r, t: 0.5 * r  # noqa: E731
+    r = late_start_noise((1, 3, 8, 8), int(ts[0]), s, torch.Generator().manual_seed(3))
+
+    def final(eta, seed):
+        steps = list(ddim_sample(net, r, ts, s, eta=eta, generator=torch.Generator().manual_seed(seed)))
+        return steps[-1].r0_hat
+
+    assert torch.equal(final(0.0, 1), final(0.0, 2))
+    assert torch.equal(final(0.0, 1), list(ddim_sample(net, r, ts, s))[-1].r0_hat)
+    assert torch.equal(final(1.0, 1), final(1.0, 1))
+    assert not torch.equal(final(1.0, 1), final(1.0, 2))
+    assert not torch.equal(final(1.0, 1), final(0.0, 1))
+    with pytest.raises(ValueError, match="eta"):
+        next(ddim_sample(net, r, ts, s, eta=1.5))
 
 
 def test_late_start_noise_scale_and_seed():
