@@ -177,3 +177,34 @@ def test_benchmark_smoke(tiny_assets, tmp_path, capsys):
     assert "Speed" in report.render([doc])
     with pytest.raises(Exception):
         benchmark.parse_size("12x")
+
+
+def _point(codec, rate, base, steps):
+    return {"codec": codec, "rate": rate, "rate_param": "qf" if codec == "jpeg" else "lmbda", "variant": "main",
+            "num_steps": steps[-1][0], "bpp": 0.3, "base": {"psnr": base[0], "swd": base[1]}, "curvature": [],
+            "steps": [{"step": k, "psnr": p, "swd": s} for k, p, s in steps]}
+
+
+def test_report_targets_from_synthetic_documents():
+    ev = {"schema": "dirac_demo.evaluate/1", "images": ["a.png"] * 24, "swd_floor": {"swd": 6.0},
+          "points": [_point("jpeg", 10.0, (26.0, 20.0), [(1, 27.2, 25.0), (10, 26.0, 14.0), (20, 25.5, 11.0)]),
+                     _point("neural", 0.0016, (29.0, 17.0), [(1, 28.85, 20.0), (10, 28.0, 11.5), (20, 27.9, 12.0)])]}
+    bench = {"schema": "dirac_demo.benchmark/1", "precision": "bf16", "threads": 2, "matmul": {"gflops": 250.0},
+             "results": [{"width": 768, "height": 512, "ms_per_step": 300.0, "gflops_per_step": 142.0,
+                          "effective_gflop": 75.0}]}
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in report.targets([ev, bench]).splitlines()[2:]}
+    status = {k: v.rstrip(" |").rsplit(" | ", 1)[1] for k, v in rows.items()}
+    assert status == {
+        "JPEG+DIRAC QF 10, first step: PSNR ≥ JPEG + 1.0 dB": "met",
+        "JPEG+DIRAC QF 10, last step: PSNR ≥ JPEG − 1.0 dB": "met",
+        "JPEG+DIRAC QF 10, last step: SWD ≤ 0.6 × base's": "met",
+        "neural+DIRAC λ 0.0016, first step: PSNR ≥ base − 0.1 dB": "not met",
+        "neural+DIRAC λ 0.0016, last step: SWD ≤ 0.7 × base's": "not met",
+        "speed, 768×512: s/step × fp32 matmul GFLOP/s ≤ 80 (≈ 0.5 s/step)": "met",
+        "smooth traversal: PSNR and SWD fall (close to) monotonically over the steps": "not met",
+    }
+    jpeg_swd = rows["JPEG+DIRAC QF 10, last step: SWD ≤ 0.6 × base's"]
+    assert "**0.55×**" in jpeg_swd and "above the floor (6.00): 0.36×" in jpeg_swd
+    assert "PSNR falls from step 1 on at 2 of 2 rate points; SWD at 1 of 2" in rows[
+        "smooth traversal: PSNR and SWD fall (close to) monotonically over the steps"]
+    assert report.targets([]) is None
