@@ -285,14 +285,14 @@ def render(docs: list[dict]) -> str:
     """All tables the documents support, as one Markdown text."""
     pts = points(docs, None)
     sections = [("Setup", setup(docs)),
+                ("Targets (issue 3)", targets(docs)),
                 ("Claim 1: DIRAC-1 keeps PSNR, DIRAC-S improves realism",
                  claim1(points(docs)) if pts else None),
                 ("Claim 2: late start, S = 20 against 100 steps", claim2(pts)),
                 ("Claim 3: rate-dependent thresholding (neural codec)", claim3(pts)),
                 ("Claim 4: the traversal (curvature = angle between consecutive updates)", claim4(pts)),
                 ("BD-rate", bd_table(docs)),
-                ("Speed", speed(docs)),
-                ("Targets (issue 3)", targets(docs))]
+                ("Speed", speed(docs))]
     return "\n\n".join(f"### {title}\n\n{body}" for title, body in sections if body) + "\n"
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates every number, table and plot in README.md and assets/MODEL_CARD.md.
-# Usage: bash results/run_all.sh DATA_DIR   (the Kodak folder); about 30 minutes on 2 CPU cores.
+# Usage: bash results/run_all.sh DATA_DIR   (the Kodak folder); about an hour on 2 CPU cores
+# (SWD with 4096 patches per image and level is a good part of it).
 set -euo pipefail
 D=${1:?usage: bash results/run_all.sh KODAK_DIR}
 cd "$(dirname "$0")/.."
