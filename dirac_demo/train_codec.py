@@ -21,6 +21,7 @@ from .base_codec import CodecConfig, NeuralCodec, sample_lmbda
 from .data import CropSampler, list_images, to_tensor
 from .train_common import CsvLog, RunDir, Stopper, load_checkpoint, setup_distributed, unwrap, use_bf16
 
+DEFAULT_LR = 2e-4
 LOG_FIELDS = ["step", "lmbda", "loss", "mse", "bpp", "aux", "seconds",
               "val_psnr_lo", "val_bpp_lo", "val_psnr_mid", "val_bpp_mid", "val_psnr_hi", "val_bpp_hi"]
 VAL_LMBDAS = {"lo": 0.016, "mid": 0.0016, "hi": 0.0004}   # low, middle and high rate
@@ -34,7 +35,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=1_000_000)
     p.add_argument("--crop", type=int, default=192, help="crop size, a multiple of 64")
     p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--lr", type=float, default=None,
+                   help="learning rate (default 2e-4; on resume, the checkpoint's unless given)")
     p.add_argument("--aux-lr", type=float, default=1e-3)
     p.add_argument("--N", type=int, default=96)
     p.add_argument("--M", type=int, default=128)
@@ -97,14 +99,15 @@ def main(argv: list[str] | None = None) -> int:
         codec.load_state_dict(init.state_dict())
     main_params = [p for n, p in codec.named_parameters() if not n.endswith(".quantiles")]
     aux_params = [p for n, p in codec.named_parameters() if n.endswith(".quantiles")]
-    opt = torch.optim.Adam(main_params, lr=args.lr)
+    opt = torch.optim.Adam(main_params, lr=args.lr if args.lr is not None else DEFAULT_LR)
     aux_opt = torch.optim.Adam(aux_params, lr=args.aux_lr)
     if ckpt:
         codec.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["opt"])
         aux_opt.load_state_dict(ckpt["aux_opt"])
-        for g in opt.param_groups:
-            g["lr"] = args.lr
+        if args.lr is not None:                 # an explicit --lr overrides the checkpoint's
+            for g in opt.param_groups:
+                g["lr"] = args.lr
         step = ckpt["step"]
         rng = np.random.default_rng(args.seed + 1000 * rank + step)
         sampler.rng = np.random.default_rng(args.seed + rank + step)
@@ -114,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         ddp = torch.nn.parallel.DistributedDataParallel(codec, find_unused_parameters=True)
     log = CsvLog(out / "log.csv", LOG_FIELDS, resume_step=step) if rank == 0 else None
     stopper = Stopper()
-    meta = {"crop": args.crop, "batch": args.batch * world, "lr": args.lr, "bf16": bf16}
+    meta = {"crop": args.crop, "batch": args.batch * world, "lr": opt.param_groups[0]["lr"], "bf16": bf16}
 
     run = RunDir(out, rank, ckpt.get("wall_seconds", 0.0) if ckpt else init_seconds, ["loss", "val_psnr_mid", "val_bpp_mid"])
 

@@ -24,6 +24,7 @@ from .schedule import Schedule
 from .train_common import CsvLog, RunDir, Stopper, load_checkpoint, setup_distributed, unwrap, use_bf16
 from .unet import ResidualUNet, UNetConfig
 
+DEFAULT_LR = 2e-4
 LOG_FIELDS = ["step", "loss", "loss_focus", "seconds", "val_gain_db", "val_gain_last_db"]
 
 
@@ -37,7 +38,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=100000, help="stop after this many total steps")
     p.add_argument("--crop", type=int, default=128)
     p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--lr", type=float, default=None,
+                   help="learning rate (default 2e-4; on resume, the checkpoint's unless given)")
     p.add_argument("--ema", type=float, default=0.999)
     p.add_argument("--focus-t", type=int, default=200, help="upper end of the focused t range")
     p.add_argument("--focus-p", type=float, default=0.8, help="share of t drawn below --focus-t")
@@ -136,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         model.load_state_dict(init.net.state_dict())
         init_meta = init.meta.get("training", init.meta)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr if args.lr is not None else DEFAULT_LR)
     # continuing the same model counts on from its steps; another base codec starts a fine-tune at 0
     same = bool(init_meta) and init_meta.get("base") == args.base
     step = int(init_meta.get("steps", 0)) if same else 0
@@ -145,8 +147,9 @@ def main(argv: list[str] | None = None) -> int:
         model.load_state_dict(ckpt["model"])
         ema.load_state_dict(ckpt["ema"])
         opt.load_state_dict(ckpt["opt"])
-        for g in opt.param_groups:
-            g["lr"] = args.lr
+        if args.lr is not None:                 # an explicit --lr overrides the checkpoint's
+            for g in opt.param_groups:
+                g["lr"] = args.lr
         step = ckpt["step"]
         rng = np.random.default_rng(args.seed + 1000 * rank + step)
         make_pair.rng = rng
@@ -159,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     log = CsvLog(out / "log.csv", LOG_FIELDS, resume_step=step) if rank == 0 else None
     stopper = Stopper()
     meta = {"base": args.base, "qf_range": [args.qf_min, args.qf_max], "crop": args.crop,
-            "batch": args.batch * world, "lr": args.lr, "focus_t": args.focus_t, "focus_p": args.focus_p}
+            "batch": args.batch * world, "lr": opt.param_groups[0]["lr"], "focus_t": args.focus_t,
+            "focus_p": args.focus_p}
     if init_meta and init_meta.get("base") != args.base:
         meta["init"] = {"from": str(args.init), "base": init_meta.get("base"), "steps": init_meta.get("steps")}
     if ckpt is not None and "init" in ckpt.get("meta", {}):

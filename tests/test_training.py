@@ -39,10 +39,13 @@ def test_train_dirac_jpeg_resume_and_export(data_dir, tmp_path):
     out = tmp_path / "run"
     args = ["--data", str(data_dir), "--out", str(out), "--crop", "32", "--batch", "2", "--bf16", "off",
             "--save-every", "2", "--val-every", "2", *TINY]
-    assert train_dirac.main(args + ["--steps", "3"]) == 0
+    assert train_dirac.main(args + ["--steps", "3", "--lr", "3e-5"]) == 0
     ck = torch.load(out / "checkpoint.pt", weights_only=False)
-    assert ck["step"] == 3
-    assert train_dirac.main(args + ["--steps", "5"]) == 0          # resumes at step 3
+    assert ck["step"] == 3 and ck["opt"]["param_groups"][0]["lr"] == 3e-5
+    assert train_dirac.main(args + ["--steps", "4"]) == 0          # resumes at step 3, keeps its lr
+    assert torch.load(out / "checkpoint.pt", weights_only=False)["opt"]["param_groups"][0]["lr"] == 3e-5
+    assert train_dirac.main(args + ["--steps", "5", "--lr", "1e-4"]) == 0   # an explicit --lr overrides
+    assert torch.load(out / "checkpoint.pt", weights_only=False)["opt"]["param_groups"][0]["lr"] == 1e-4
     rows = _rows(out / "log.csv")
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5]
     assert all(np.isfinite(float(r["loss"])) for r in rows)
