@@ -85,11 +85,6 @@ def matmul_samples(n: int = 2048, repeats: int = 15, device: torch.device | str 
     return out
 
 
-def matmul_gflops(n: int = 2048, repeats: int = 15, device: torch.device | str = "cpu") -> float:
-    """Median fp32 matmul throughput over ``repeats`` products, GFLOP/s."""
-    return float(np.median(matmul_samples(n, repeats, device)))
-
-
 def step_gflops(pipe: DiracPipeline, codec: str, base: torch.Tensor) -> float:
     """FLOPs of one network evaluation as the pipeline runs it (tiled when large), in GFLOP."""
     xb = to_signed(base).to(pipe.device)

@@ -64,7 +64,7 @@ from .bitstream import Encoded
 from .data import list_images
 from .errors import DiracError, InputError, WeightsError
 from .images import MAX_PIXELS, load_image, pil_to_tensor
-from .pipeline import NUM_RESPACED, DiracPipeline
+from .pipeline import NUM_RESPACED, DiracPipeline, check_eta
 from .sampler import update_angle
 from .swd import DEFAULT_PATCHES, SlicedWasserstein, num_levels
 
@@ -306,8 +306,7 @@ def _specs(args) -> list[PointSpec]:
         raise InputError("--threshold-compare needs --codec neural and thresholding on.")
     if not 0 <= args.steps <= NUM_RESPACED:
         raise InputError(f"--steps must be in 0..{NUM_RESPACED}, got {args.steps}.")
-    if not 0.0 <= args.eta <= 1.0:
-        raise InputError(f"--eta must be in [0, 1], got {args.eta}.")
+    check_eta(args.eta)
     specs, th, eta = [], not args.no_threshold, args.eta
     for r in rates:
         specs.append(PointSpec(args.codec, float(r), "main", args.steps, th, eta))

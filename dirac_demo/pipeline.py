@@ -209,7 +209,7 @@ class DiracPipeline:
         ``eta`` = 0 is the paper's deterministic DDIM; ``eta`` > 0 adds fresh seeded noise per step.
         """
         stop = _check_steps(steps, stop)
-        _check_eta(eta)
+        check_eta(eta)
         image = base
         last = psnr(base, original) if original is not None else None
         if stop > 0:
@@ -257,7 +257,7 @@ class DiracPipeline:
             with_ms_ssim: bool = True, eta: float = 0.0) -> Iterator[Event]:
         """Sender and receiver in one: Compressed, then StepResult per step, then Finished."""
         _check_steps(steps, stop)
-        _check_eta(eta)
+        check_eta(eta)
         comp, x = self.compress(image, codec, rate, downscale, with_ms_ssim)
         yield comp
         yield from self.enhance(comp.base, comp.encoded, steps, stop, seed, threshold, x, with_ms_ssim, eta)
@@ -266,7 +266,7 @@ class DiracPipeline:
                       threshold: bool = True, eta: float = 0.0) -> Iterator[Event]:
         """Receiver side only: no original, so every PSNR field is None."""
         _check_steps(steps, stop)
-        _check_eta(eta)
+        check_eta(eta)
         comp = self.decode(data)
         yield comp
         yield from self.enhance(comp.base, comp.encoded, steps, stop, seed, threshold, None, eta=eta)
@@ -282,7 +282,8 @@ def _check_steps(steps: int, stop: int | None) -> int:
     return stop
 
 
-def _check_eta(eta: float) -> None:
+def check_eta(eta: float) -> None:
+    """DDIM η must lie in [0, 1] (NaN included in the refusal)."""
     if not 0.0 <= float(eta) <= 1.0:
         raise InputError(f"eta must be between 0 and 1, got {eta}.")
 

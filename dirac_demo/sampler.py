@@ -1,4 +1,6 @@
-"""Residual DDIM sampling (η = 0 as in the paper, or stochastic η > 0) with late start, early stopping and thresholding (§3.3, A.4).
+"""Residual DDIM sampling with late start, early stopping and thresholding (§3.3, A.4).
+
+η = 0 (the paper's deterministic DDIM) by default; η > 0 adds fresh seeded noise per step.
 
 ``ddim_sample`` is a generator in the style of guided-diffusion's progressive loop: it yields
 every step's r̂0(t), so a caller can stop after any step and use x̃ + r̂0(t_k) as the result.
