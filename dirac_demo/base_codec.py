@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import copy
 import io
 import math
 from dataclasses import asdict, dataclass
@@ -157,6 +158,20 @@ class NeuralCodec(CompressionModel):
         return crop(self.g_s(y_hat / s).clamp_(0, 1), h, w)
 
     # ---- real bytes -----------------------------------------------------------------
+    def hyper_synthesis(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scales, means) of y from the decoded z, computed in float64 for the entropy coder.
+
+        The decoder must pick exactly the encoder's CDF index for every symbol, and an index
+        is a threshold on a scale: in float32, the last bits of h_s differ between machines and
+        kernels (oneDNN or not, another CPU, another BLAS) and a scale next to a threshold
+        flips, which derails the rANS decoder. In float64 those differences are ~1e-16
+        relative and a flip practically never happens, so files decode on other machines;
+        h_s runs at 1/64 of the image resolution, so the cost is small.
+        """
+        h_s = copy.deepcopy(self.h_s).double()
+        scales, means = h_s(z_hat.double()).chunk(2, 1)
+        return scales, means
+
     @torch.no_grad()
     def compress(self, x: torch.Tensor, lmbda: float) -> Encoded:  # type: ignore[override]
         """Encode a (1, 3, H, W) tensor in [0, 1] at rate λ to real entropy-coded bytes."""
@@ -169,9 +184,9 @@ class NeuralCodec(CompressionModel):
         z = self.h_a(y)
         z_strings = self.entropy_bottleneck.compress(z)
         z_hat = self.entropy_bottleneck.decompress(z_strings, z.size()[-2:])
-        scales_hat, means_hat = self.h_s(z_hat).chunk(2, 1)
+        scales_hat, means_hat = self.hyper_synthesis(z_hat)
         indexes = self.gaussian_conditional.build_indexes(scales_hat)
-        y_strings = self.gaussian_conditional.compress(y, indexes, means=means_hat)
+        y_strings = self.gaussian_conditional.compress(y.double(), indexes, means=means_hat)
         return Encoded(codec="neural", width=w, height=h, chunks=[y_strings[0], z_strings[0]],
                        lmbda=float(np.float32(lmbda)), scale_q=scale_q)
 
@@ -187,9 +202,10 @@ class NeuralCodec(CompressionModel):
         n_y = self.config.M * shape[0] * shape[1] * 16
         try:
             z_hat = self.entropy_bottleneck.decompress([_guard(enc.chunks[1], n_z)], shape)
-            scales_hat, means_hat = self.h_s(z_hat).chunk(2, 1)
+            scales_hat, means_hat = self.hyper_synthesis(z_hat)
             indexes = self.gaussian_conditional.build_indexes(scales_hat)
-            y_hat = self.gaussian_conditional.decompress([_guard(enc.chunks[0], n_y)], indexes, means=means_hat)
+            y_hat = self.gaussian_conditional.decompress([_guard(enc.chunks[0], n_y)], indexes,
+                                                         means=means_hat).float()
         except Exception as exc:  # noqa: BLE001 - the rANS decoder raises assorted errors
             raise BitstreamError(f"The neural payload cannot be decoded ({type(exc).__name__}).") from exc
         if not torch.isfinite(y_hat).all():

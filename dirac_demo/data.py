@@ -90,3 +90,41 @@ def sample_jpeg_quality(rng: np.random.Generator, n: int, qmin: int, qmax: int) 
     """Quality factors log-uniform over [qmin, qmax], rounded to the integer grid (B.4)."""
     u = rng.uniform(np.log(qmin), np.log(qmax + 1), size=n)
     return np.clip(np.floor(np.exp(u)), qmin, qmax).astype(int)
+
+
+class JpegPairs:
+    """Picklable batch transform for worker processes: uint8 crops -> (x, JPEG(x)) in [0, 1]."""
+
+    def __init__(self, qmin: int, qmax: int) -> None:
+        self.qmin, self.qmax = qmin, qmax
+
+    def __call__(self, batch: np.ndarray, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        q = sample_jpeg_quality(rng, len(batch), self.qmin, self.qmax)
+        return to_tensor(batch), to_tensor(jpeg_roundtrip(batch, q))
+
+
+class _BatchStream(torch.utils.data.IterableDataset):
+    """Endless batches of one sampler; each worker process reseeds its own copy."""
+
+    def __init__(self, sampler: CropSampler, n: int, seed: int, transform) -> None:
+        super().__init__()
+        self.sampler, self.n, self.seed, self.transform = sampler, n, seed, transform
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        wid = info.id if info is not None else 0
+        self.sampler.rng = np.random.default_rng([self.seed, wid])
+        rng = np.random.default_rng([self.seed, wid, 1])
+        while True:
+            batch = self.sampler.batch(self.n)
+            yield self.transform(batch, rng) if self.transform else to_tensor(batch)
+
+
+def batch_stream(sampler: CropSampler, n: int, workers: int, seed: int, transform=None, pin: bool = False):
+    """Batches made by ``workers`` background processes (``--workers``), so a GPU is not left
+    waiting on Pillow. Yields what ``transform(uint8 batch, rng)`` returns, else float crops.
+    With ``workers == 0`` the trainers keep their in-process, step-seeded sampling instead."""
+    loader = torch.utils.data.DataLoader(
+        _BatchStream(sampler, n, seed, transform), batch_size=None, num_workers=workers,
+        pin_memory=pin, prefetch_factor=4, persistent_workers=True)
+    return iter(loader)

@@ -20,8 +20,12 @@ from .weights import export_codec, export_dirac
 
 
 def _facts(ckpt: dict) -> dict:
-    return {"training": {"steps": ckpt["step"], "wall_hours": round(ckpt.get("wall_seconds", 0) / 3600, 2),
-                         "hardware": f"{platform.machine()} CPU, 2 cores", **ckpt.get("meta", {})}}
+    """Training facts for the JSON: steps, total wall-clock, and every hardware the steps ran on."""
+    meta = dict(ckpt.get("meta", {}))
+    hw = [seg["hardware"] for seg in meta.get("segments", [])]
+    hw = list(dict.fromkeys(hw)) or [meta.get("hardware", f"{platform.machine()} CPU")]
+    return {"training": {**meta, "steps": ckpt["step"], "wall_hours": round(ckpt.get("wall_seconds", 0) / 3600, 2),
+                         "hardware": " + ".join(hw)}}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,12 +18,13 @@ import torch
 import torch.nn.functional as F
 
 from .base_codec import CodecConfig, NeuralCodec, sample_lmbda
-from .data import CropSampler, list_images, to_tensor
-from .train_common import CsvLog, RunDir, Stopper, load_checkpoint, setup_distributed, unwrap, use_bf16
+from .data import CropSampler, batch_stream, list_images, to_tensor
+from .train_common import (CsvLog, FiniteGuard, LinearDecay, RunDir, Stopper, hardware, load_checkpoint,
+                           prior_segments, setup_distributed, tune_backend, unwrap, use_bf16)
 
 DEFAULT_LR = 2e-4
 LOG_FIELDS = ["step", "lmbda", "loss", "mse", "bpp", "aux", "seconds",
-              "val_psnr_lo", "val_bpp_lo", "val_psnr_mid", "val_bpp_mid", "val_psnr_hi", "val_bpp_hi"]
+              "val_psnr_lo", "val_bpp_lo", "val_psnr_mid", "val_bpp_mid", "val_psnr_hi", "val_bpp_hi", "lr"]
 VAL_LMBDAS = {"lo": 0.016, "mid": 0.0016, "hi": 0.0004}   # low, middle and high rate
 
 
@@ -37,12 +38,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--lr", type=float, default=None,
                    help="learning rate (default 2e-4; on resume, the checkpoint's unless given)")
+    p.add_argument("--lr-end", type=float, default=None,
+                   help="decay the learning rate linearly to this value at --steps (default: constant)")
     p.add_argument("--aux-lr", type=float, default=1e-3)
     p.add_argument("--N", type=int, default=96)
     p.add_argument("--M", type=int, default=128)
     p.add_argument("--bf16", choices=["auto", "on", "off"], default="auto",
                    help="bf16 autocast for the analysis/synthesis transforms (auto: CUDA or a CPU with bf16 units)")
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--workers", type=int, default=0,
+                   help="background processes making crops (0: in-process, step-seeded; use several on a GPU)")
     p.add_argument("--save-every", type=int, default=200)
     p.add_argument("--val-every", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)
@@ -77,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     rank, world, device = setup_distributed()
     if args.threads:
         torch.set_num_threads(args.threads)
+    tune_backend(device)
     torch.manual_seed(args.seed + rank)
     rng = np.random.default_rng(args.seed + 1000 * rank)
     files = list_images(args.data)
@@ -87,13 +93,14 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     ckpt = load_checkpoint(out / "checkpoint.pt")
     cfg = CodecConfig(**ckpt["config"]) if ckpt else CodecConfig(args.N, args.M)
-    step, init_seconds = 0, 0.0
+    step, init_seconds, history = 0, 0.0, []
     if ckpt is None and args.init:
         from .weights import load_codec
         init = load_codec(args.init)
         facts = init.meta.get("training", {})
         cfg, step = init.config, int(facts.get("steps", 0))
         init_seconds = 3600.0 * float(facts.get("wall_hours", 0.0))
+        history = prior_segments(facts)
     codec = NeuralCodec(cfg).to(device)
     if ckpt is None and args.init:
         codec.load_state_dict(init.state_dict())
@@ -109,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
             for g in opt.param_groups:
                 g["lr"] = args.lr
         step = ckpt["step"]
+        history = prior_segments({"steps": step, "wall_hours": ckpt.get("wall_seconds", 0.0) / 3600,
+                                  **ckpt.get("meta", {})})
         rng = np.random.default_rng(args.seed + 1000 * rank + step)
         sampler.rng = np.random.default_rng(args.seed + rank + step)
     bf16 = use_bf16(args.bf16, device)
@@ -116,10 +125,15 @@ def main(argv: list[str] | None = None) -> int:
     if world > 1:
         ddp = torch.nn.parallel.DistributedDataParallel(codec, find_unused_parameters=True)
     log = CsvLog(out / "log.csv", LOG_FIELDS, resume_step=step) if rank == 0 else None
-    stopper = Stopper()
-    meta = {"crop": args.crop, "batch": args.batch * world, "lr": opt.param_groups[0]["lr"], "bf16": bf16}
+    stopper, guard = Stopper(), FiniteGuard()
+    meta = {"crop": args.crop, "batch": args.batch * world, "lr": opt.param_groups[0]["lr"], "bf16": bf16,
+            "hardware": hardware(device)}
+    decay = LinearDecay(opt, step, args.steps, args.lr_end)
+    stream = (batch_stream(sampler, args.batch, args.workers, seed=args.seed + 1000 * rank + step,
+                           pin=device.type == "cuda") if args.workers else None)
 
-    run = RunDir(out, rank, ckpt.get("wall_seconds", 0.0) if ckpt else init_seconds, ["loss", "val_psnr_mid", "val_bpp_mid"])
+    run = RunDir(out, rank, ckpt.get("wall_seconds", 0.0) if ckpt else init_seconds, ["loss", "val_psnr_mid", "val_bpp_mid"],
+                  history, meta["hardware"], step)
 
     def state() -> dict:
         return {"model": unwrap(codec).state_dict(), "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
@@ -127,23 +141,27 @@ def main(argv: list[str] | None = None) -> int:
 
     while step < args.steps and not stopper.stop:
         t0 = time.time()
-        x = to_tensor(sampler.batch(args.batch)).to(device)
+        x = (next(stream) if stream is not None else to_tensor(sampler.batch(args.batch))).to(device, non_blocking=True)
+        decay(step)
         lmbda = sample_lmbda(float(rng.random()))
         res = ddp(x, lmbda, bf16=bf16)
         mse, bpp = rd_terms(res, x)
         loss = mse + lmbda * bpp
+        if not guard.ok(loss, step):
+            continue
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(main_params, 1.0)
         opt.step()
         aux = unwrap(codec).aux_loss()
         aux_opt.zero_grad(set_to_none=True)
-        aux.backward()
-        aux_opt.step()
+        if torch.isfinite(aux):
+            aux.backward()
+            aux_opt.step()
         step += 1
         if log is not None:
             row = {"step": step, "lmbda": f"{lmbda:.6f}", "loss": f"{loss.item():.6g}", "mse": f"{mse.item():.6g}",
-                   "bpp": f"{bpp.item():.4f}", "aux": f"{aux.item():.2f}", "seconds": f"{time.time() - t0:.3f}"}
+                   "bpp": f"{bpp.item():.4f}", "aux": f"{aux.item():.2f}", "seconds": f"{time.time() - t0:.3f}", "lr": f"{opt.param_groups[0]['lr']:.3g}"}
             if step % args.val_every == 0:
                 row.update(validate(unwrap(codec), val_x))
                 print(f"step {step} " + " ".join(f"{k}={v}" for k, v in row.items() if k.startswith("val")),

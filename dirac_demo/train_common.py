@@ -141,14 +141,20 @@ def plot_log(csv_path: Path, png_path: Path, columns: list[str], smooth: int = 5
 class RunDir:
     """A run folder seen from rank 0: the checkpoint, the wall-clock it accumulates, the plot."""
 
-    def __init__(self, out: Path, rank: int, prev_seconds: float, plot_columns: list[str]) -> None:
+    def __init__(self, out: Path, rank: int, prev_seconds: float, plot_columns: list[str],
+                 segments: list[dict] | None = None, hw: str = "", start_step: int = 0) -> None:
         self.out, self.rank, self.prev_seconds, self.columns = out, rank, prev_seconds, plot_columns
+        self.segments, self.hw, self.start_step = segments or [], hw, start_step
         self.t_start = time.time()
 
     def save(self, state: dict) -> None:
-        """Checkpoint ``state`` (plus the total wall-clock) and redraw the loss plot; rank 0 only."""
+        """Checkpoint ``state`` (plus the total wall-clock and, in its meta, the hardware history)
+        and redraw the loss plot; rank 0 only."""
         if self.rank != 0:
             return
+        if "meta" in state:
+            state["meta"]["segments"] = extend_segments(self.segments, self.hw, self.start_step, state["step"],
+                                                        time.time() - self.t_start)
         save_checkpoint(self.out / "checkpoint.pt",
                         {**state, "wall_seconds": self.prev_seconds + time.time() - self.t_start})
         plot_log(self.out / "log.csv", self.out / "loss.png", self.columns)
@@ -164,3 +170,83 @@ class RunDir:
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model.module if hasattr(model, "module") else model
+
+
+def hardware(device: torch.device) -> str:
+    """What a run segment trains on, for the model card (CPU threads or the GPU's name)."""
+    import os
+    import platform
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{platform.machine()} CPU, {os.cpu_count()} cores"
+
+
+def prior_segments(prior: dict) -> list[dict]:
+    """Training history {hardware, from_step, to_step, hours} of the checkpoint or weights continued.
+
+    Older weights without a history count as one segment of their own facts; {} gives [].
+    """
+    if prior.get("segments"):
+        return [dict(seg) for seg in prior["segments"]]
+    if prior.get("steps"):
+        return [{"hardware": prior.get("hardware", "unknown"), "from_step": 1, "to_step": int(prior["steps"]),
+                 "hours": round(float(prior.get("wall_hours", 0.0)), 3)}]
+    return []
+
+
+def extend_segments(segments: list[dict], hw: str, start: int, step: int, seconds: float) -> list[dict]:
+    """``segments`` plus this run (steps start+1..step on ``hw``), merged into the last when it
+    ran on the same hardware and ended where this run began."""
+    out = [dict(seg) for seg in segments]
+    if step <= start:
+        return out
+    if out and out[-1]["hardware"] == hw and out[-1]["to_step"] == start:
+        out[-1]["to_step"] = step
+        out[-1]["hours"] = round(out[-1]["hours"] + seconds / 3600.0, 3)
+    else:
+        out.append({"hardware": hw, "from_step": start + 1, "to_step": step, "hours": round(seconds / 3600.0, 3)})
+    return out
+
+
+def tune_backend(device: torch.device) -> None:
+    """cuDNN autotuning and TF32 on CUDA (fixed crop sizes); nothing on CPU."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+
+class FiniteGuard:
+    """Skips a training step whose loss is NaN or infinite; stops the run (without saving over
+    the last good checkpoint) after ``patience`` of them in a row."""
+
+    def __init__(self, patience: int = 20) -> None:
+        self.patience, self.in_row, self.skipped = patience, 0, 0
+
+    def ok(self, loss: torch.Tensor, step: int) -> bool:
+        if bool(torch.isfinite(loss)):
+            self.in_row = 0
+            return True
+        self.in_row += 1
+        self.skipped += 1
+        print(f"step {step + 1}: non-finite loss, step skipped ({self.skipped} so far)", flush=True)
+        if self.in_row >= self.patience:
+            raise SystemExit(f"{self.patience} non-finite losses in a row before step {step + 1}; stopped, "
+                             "the last checkpoint is kept (lower --lr, or --bf16 off)")
+        return False
+
+
+class LinearDecay:
+    """``--lr-end``: the learning rate falls linearly from its value when this run (re)starts
+    to ``end`` at the last step ``total``; without ``end`` it is left alone."""
+
+    def __init__(self, opt: torch.optim.Optimizer, start_step: int, total: int, end: float | None) -> None:
+        self.opt, self.start, self.total, self.end = opt, start_step, total, end
+        self.lr0 = opt.param_groups[0]["lr"]
+
+    def __call__(self, step: int) -> None:
+        if self.end is None or self.total <= self.start:
+            return
+        frac = min(1.0, max(0.0, (step - self.start) / (self.total - self.start)))
+        for g in self.opt.param_groups:
+            g["lr"] = self.lr0 + (self.end - self.lr0) * frac

@@ -19,13 +19,14 @@ import torch
 import torch.nn.functional as F
 
 from .base_codec import sample_lmbda
-from .data import CropSampler, jpeg_roundtrip, list_images, sample_jpeg_quality, to_tensor
+from .data import CropSampler, JpegPairs, batch_stream, list_images, to_tensor
 from .schedule import Schedule
-from .train_common import CsvLog, RunDir, Stopper, load_checkpoint, setup_distributed, unwrap, use_bf16
+from .train_common import (CsvLog, FiniteGuard, LinearDecay, RunDir, Stopper, hardware, load_checkpoint,
+                           prior_segments, setup_distributed, tune_backend, unwrap, use_bf16)
 from .unet import ResidualUNet, UNetConfig
 
 DEFAULT_LR = 2e-4
-LOG_FIELDS = ["step", "loss", "loss_focus", "seconds", "val_gain_db", "val_gain_last_db"]
+LOG_FIELDS = ["step", "loss", "loss_focus", "seconds", "val_gain_db", "val_gain_last_db", "lr"]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -40,6 +41,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--lr", type=float, default=None,
                    help="learning rate (default 2e-4; on resume, the checkpoint's unless given)")
+    p.add_argument("--lr-end", type=float, default=None,
+                   help="decay the learning rate linearly to this value at --steps (default: constant)")
     p.add_argument("--ema", type=float, default=0.999)
     p.add_argument("--focus-t", type=int, default=200, help="upper end of the focused t range")
     p.add_argument("--focus-p", type=float, default=0.8, help="share of t drawn below --focus-t")
@@ -50,6 +53,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--bf16", choices=["auto", "on", "off"], default="auto",
                    help="bfloat16 autocast (auto: on for CUDA, and for CPUs with AMX/AVX512-BF16)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave default)")
+    p.add_argument("--workers", type=int, default=0,
+                   help="background processes making crops and JPEG pairs (0: in-process; use several on a GPU)")
     p.add_argument("--save-every", type=int, default=200)
     p.add_argument("--val-every", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)
@@ -64,20 +69,25 @@ def sample_t(rng: np.random.Generator, n: int, focus_t: int, focus_p: float, T: 
 class PairMaker:
     """Makes (x, x̃) training pairs in [0, 1] for one base codec."""
 
-    def __init__(self, args: argparse.Namespace, rng: np.random.Generator) -> None:
-        self.args, self.rng = args, rng
+    def __init__(self, args: argparse.Namespace, rng: np.random.Generator, device: torch.device) -> None:
+        self.args, self.rng, self.device = args, rng, device
         self.codec = None
+        self.jpeg = JpegPairs(args.qf_min, args.qf_max)
         if args.base == "neural":
             from .weights import load_codec
-            self.codec = load_codec(args.codec_weights).eval()
+            self.codec = load_codec(args.codec_weights).eval().to(device)
 
-    def __call__(self, batch: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        x = to_tensor(batch)
+    def __call__(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """uint8 crops (or, from a worker stream, their tensors / JPEG pairs) -> (x, x̃) on the device."""
+        if isinstance(batch, (tuple, list)):            # a worker already made the JPEG pair
+            return batch[0].to(self.device, non_blocking=True), batch[1].to(self.device, non_blocking=True)
         if self.codec is None:
-            q = sample_jpeg_quality(self.rng, len(batch), self.args.qf_min, self.args.qf_max)
-            return x, to_tensor(jpeg_roundtrip(batch, q))
+            x, xb = self.jpeg(batch, self.rng)
+            return x.to(self.device), xb.to(self.device)
+        x = (to_tensor(batch) if isinstance(batch, np.ndarray) else batch).to(self.device, non_blocking=True)
         lmbda = sample_lmbda(float(self.rng.random()))
-        return x, self.codec.reconstruct(x, lmbda)
+        with torch.no_grad():
+            return x, self.codec.reconstruct(x, lmbda)
 
 
 @torch.no_grad()
@@ -90,11 +100,11 @@ def validate(model: torch.nn.Module, pairs: tuple[torch.Tensor, torch.Tensor], s
     xbs = xb * 2 - 1
     ts = late_start_timesteps(20)
     gen = torch.Generator().manual_seed(0)
-    r = late_start_noise(x.shape, int(ts[0]), schedule, gen)
+    r = late_start_noise(x.shape, int(ts[0]), schedule, gen, device=x.device)
 
     def denoise(r_t, t):
         with autocast():
-            return model(r_t, torch.full((x.shape[0],), t), xbs).float()
+            return model(r_t, torch.full((x.shape[0],), t, device=x.device), xbs).float()
 
     def psnr(a, b):
         return float(10 * torch.log10(1.0 / F.mse_loss(a.clamp(0, 1), b)))
@@ -112,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     rank, world, device = setup_distributed()
     if args.threads:
         torch.set_num_threads(args.threads)
+    tune_backend(device)
     torch.manual_seed(args.seed + rank)
     rng = np.random.default_rng(args.seed + 1000 * rank)
     bf16 = use_bf16(args.bf16, device)
@@ -121,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     val_files = files[::40]
     sampler = CropSampler(args.data, args.crop, seed=args.seed + rank, exclude=set(val_files))
     val_sampler = CropSampler(args.data, args.crop, seed=12345, include=set(val_files))
-    make_pair = PairMaker(args, rng)
+    make_pair = PairMaker(args, rng, device)
     val_pairs = make_pair(val_sampler.batch(16))
 
     cfg = UNetConfig(channels=[int(c) for c in args.channels.split(",")],
@@ -143,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     same = bool(init_meta) and init_meta.get("base") == args.base
     step = int(init_meta.get("steps", 0)) if same else 0
     init_seconds = 3600.0 * float(init_meta.get("wall_hours", 0.0)) if same else 0.0
+    history = prior_segments(init_meta) if same else []
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         ema.load_state_dict(ckpt["ema"])
@@ -151,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
             for g in opt.param_groups:
                 g["lr"] = args.lr
         step = ckpt["step"]
+        history = prior_segments({"steps": step, "wall_hours": ckpt.get("wall_seconds", 0.0) / 3600,
+                                  **ckpt.get("meta", {})})
         rng = np.random.default_rng(args.seed + 1000 * rank + step)
         make_pair.rng = rng
         sampler.rng = np.random.default_rng(args.seed + rank + step)
@@ -160,16 +174,25 @@ def main(argv: list[str] | None = None) -> int:
     schedule = Schedule()
     abar = torch.tensor(schedule.alphas_cumprod, dtype=torch.float32)
     log = CsvLog(out / "log.csv", LOG_FIELDS, resume_step=step) if rank == 0 else None
-    stopper = Stopper()
+    stopper, guard = Stopper(), FiniteGuard()
     meta = {"base": args.base, "qf_range": [args.qf_min, args.qf_max], "crop": args.crop,
             "batch": args.batch * world, "lr": opt.param_groups[0]["lr"], "focus_t": args.focus_t,
-            "focus_p": args.focus_p}
+            "focus_p": args.focus_p, "hardware": hardware(device)}
+    decay = LinearDecay(opt, step, args.steps, args.lr_end)
+    stream = None
+    if args.workers:
+        stream = batch_stream(sampler, args.batch, args.workers, seed=args.seed + 1000 * rank + step,
+                              transform=make_pair.jpeg if args.base == "jpeg" else None,
+                              pin=device.type == "cuda")
     if init_meta and init_meta.get("base") != args.base:
         meta["init"] = {"from": str(args.init), "base": init_meta.get("base"), "steps": init_meta.get("steps")}
+    elif same and "init" in init_meta:          # continuing a fine-tune keeps where it started
+        meta["init"] = init_meta["init"]
     if ckpt is not None and "init" in ckpt.get("meta", {}):
         meta["init"] = ckpt["meta"]["init"]
 
-    run = RunDir(out, rank, ckpt.get("wall_seconds", 0.0) if ckpt else init_seconds, ["loss", "loss_focus", "val_gain_db"])
+    run = RunDir(out, rank, ckpt.get("wall_seconds", 0.0) if ckpt else init_seconds, ["loss", "loss_focus", "val_gain_db"],
+                  history, meta["hardware"], step)
 
     def state() -> dict:
         return {"model": unwrap(model).state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
@@ -177,8 +200,8 @@ def main(argv: list[str] | None = None) -> int:
 
     while step < args.steps and not stopper.stop:
         t0 = time.time()
-        x, xb = make_pair(sampler.batch(args.batch))
-        x, xb = x.to(device), xb.to(device)
+        x, xb = make_pair(next(stream) if stream is not None else sampler.batch(args.batch))
+        decay(step)
         r0 = (x - xb) * 2.0          # residual in [−1, 1] units
         xbs = (xb * 2.0 - 1.0).contiguous(memory_format=torch.channels_last)
         t = torch.from_numpy(sample_t(rng, args.batch, args.focus_t, args.focus_p, schedule.num_timesteps))
@@ -189,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
             pred = ddp(r_t, t.to(device), xbs)
         err = (pred.float() - r0).pow(2).mean(dim=(1, 2, 3))
         loss = err.mean()
+        if not guard.ok(loss, step):
+            continue
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -198,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
                 pe.lerp_(pm, 1 - args.ema)
         step += 1
         if log is not None:
-            row = {"step": step, "loss": f"{loss.item():.6f}", "seconds": f"{time.time() - t0:.3f}"}
+            row = {"step": step, "loss": f"{loss.item():.6f}", "seconds": f"{time.time() - t0:.3f}",
+                   "lr": f"{opt.param_groups[0]['lr']:.3g}"}
             focus = t < args.focus_t
             if focus.any():
                 row["loss_focus"] = f"{err[focus.to(device)].mean().item():.6f}"

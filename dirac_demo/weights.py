@@ -72,9 +72,15 @@ def _read(prefix: Path, kind: str) -> tuple[dict, dict]:
     return meta, tensors
 
 
+# Constructor constants stored as buffers. fp16 flushes them to zero (1e-9, 3.6e-12), and a zero
+# likelihood bound lets log(0) = -inf into the rate term: loading always keeps the module's own.
+_CONSTANTS = ("likelihood_lower_bound.bound", ".pedestal")
+
+
 def _load_into(module: torch.nn.Module, tensors: dict, where: Path) -> None:
     own = module.state_dict()
-    tensors = {k: v.to(own[k].dtype) if k in own and own[k].is_floating_point() else v
+    tensors = {k: own[k] if k.endswith(_CONSTANTS) and k in own
+               else v.to(own[k].dtype) if k in own and own[k].is_floating_point() else v
                for k, v in tensors.items()}
     try:
         module.load_state_dict(tensors, strict=True)
@@ -110,18 +116,21 @@ def load_dirac(path: str | os.PathLike) -> DiracModel:
     return DiracModel(net.eval(), thresholds, meta)
 
 
-def _half_floats(state: dict) -> dict:
-    return {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in state.items()}
+def _half_floats(module: torch.nn.Module) -> dict:
+    """State dict with the parameters in fp16; buffers (bounds, tables: a few KB) keep their dtype."""
+    params = {name for name, _ in module.named_parameters()}
+    return {k: (v.half() if k in params and v.is_floating_point() else v).contiguous()
+            for k, v in module.state_dict().items()}
 
 
 def export_codec(codec: NeuralCodec, prefix: str | os.PathLike, meta: dict) -> None:
     """Write the codec as fp16 safetensors; entropy tables rebuilt from the fp16 weights."""
     prefix = _prefix(prefix)
-    state = _half_floats(codec.state_dict())
+    state = _half_floats(codec)
     ref = NeuralCodec(codec.config)
     _load_into(ref, {k: v.float() if v.is_floating_point() else v for k, v in state.items()}, prefix)
     ref.update(force=True)
-    state = _half_floats(ref.state_dict())
+    state = _half_floats(ref)
     prefix.parent.mkdir(parents=True, exist_ok=True)
     save_file(state, str(prefix.with_suffix(".safetensors")))
     prefix.with_suffix(".json").write_text(json.dumps(
@@ -133,7 +142,7 @@ def export_dirac(net: ResidualUNet, prefix: str | os.PathLike, meta: dict,
     """Write a DIRAC network as fp16 safetensors plus its JSON (config, thresholds, facts)."""
     prefix = _prefix(prefix)
     prefix.parent.mkdir(parents=True, exist_ok=True)
-    save_file(_half_floats(net.state_dict()), str(prefix.with_suffix(".safetensors")))
+    save_file(_half_floats(net), str(prefix.with_suffix(".safetensors")))
     table = {f"{k:.6g}": round(float(v), 6) for k, v in sorted(thresholds.items())} if thresholds else None
     prefix.with_suffix(".json").write_text(json.dumps(
         {"kind": "dirac", "config": net.config.to_dict(), "thresholds": table, **meta}, indent=2))

@@ -6,15 +6,15 @@ set -euo pipefail
 D=${1:?usage: bash results/run_all.sh KODAK_DIR}
 cd "$(dirname "$0")/.."
 E="python -m dirac_demo.evaluate --data $D --threads 1 --quiet"
-# two evaluations at a time, one thread each
+# two evaluations at a time, one thread each; the base codecs first (minutes, not tens of them)
+$E --codec webp --quality 5 10 20 30 50 70 90 --json results/webp.json &
+$E --codec neural --lmbda 0.0004 0.0008 0.0016 0.003 0.006 0.016 --steps 0 --json results/neural_base.json &
+wait
 $E --codec jpeg --qf 5 10 20 40 --steps 20 --step-every 5 --json results/jpeg.json &
 $E --codec neural --lmbda 0.0004 0.0016 0.006 --steps 20 --step-every 5 --json results/neural.json &
 wait
 $E --codec neural --lmbda 0.0016 --steps 20 --step-every 5 --threshold-compare --limit 8 --json results/neural_threshold.json &
 $E --codec jpeg --qf 10 --steps 20 --full-steps-compare --step-every 5 --limit 4 --json results/jpeg_full.json &
-wait
-$E --codec webp --quality 5 10 20 30 50 70 90 --json results/webp.json &
-$E --codec neural --lmbda 0.0004 0.0008 0.0016 0.003 0.006 0.016 --steps 0 --json results/neural_base.json &
 wait
 python -m dirac_demo.benchmark --threads 2 --json results/bench.json
 python -m dirac_demo.benchmark --threads 2 --precision fp32 --sizes 768x512 --json results/bench_fp32.json

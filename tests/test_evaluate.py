@@ -207,4 +207,9 @@ def test_report_targets_from_synthetic_documents():
     assert "**0.55×**" in jpeg_swd and "above the floor (6.00): 0.36×" in jpeg_swd
     assert "PSNR falls from step 1 on at 2 of 2 rate points; SWD at 1 of 2" in rows[
         "smooth traversal: PSNR and SWD fall (close to) monotonically over the steps"]
+    # a rise within 2 % counts as close to monotone, and the table says how large it was
+    ev["points"][1]["steps"][2]["swd"] = 11.6
+    ev["points"][1]["steps"][1]["swd"] = 11.4
+    smooth = [line for line in report.targets([ev]).splitlines() if line.startswith("| smooth")][0]
+    assert smooth.endswith("| met |") and "largest SWD rise +1.8 % (Neural lmbda 0.0016, step 10→20)" in smooth
     assert report.targets([]) is None

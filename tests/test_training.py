@@ -161,3 +161,65 @@ def test_csv_log_resume_moves_rows_past_the_checkpoint_aside(tmp_path):
     CsvLog(path, ["step", "loss"], resume_step=5)     # nothing past 5: unchanged, nothing added
     with open(tmp_path / "log.dropped.csv") as fh:
         assert len(list(csv.DictReader(fh))) == 2
+
+
+def test_worker_processes_feed_both_trainers(data_dir, tmp_path):
+    """--workers N: crops (and JPEG pairs) come from DataLoader processes; the lr decays to --lr-end."""
+    common = ["--data", str(data_dir), "--batch", "2", "--val-every", "100", "--workers", "1"]
+    assert train_dirac.main([*common, "--out", str(tmp_path / "dj"), "--crop", "32", "--bf16", "off",
+                             "--steps", "3", "--lr", "1e-4", "--lr-end", "1e-5", *TINY]) == 0
+    rows = _rows(tmp_path / "dj" / "log.csv")
+    assert [int(r["step"]) for r in rows] == [1, 2, 3]
+    assert [float(r["lr"]) for r in rows] == pytest.approx([1e-4, 7e-5, 4e-5])
+    assert train_codec.main([*common, "--out", str(tmp_path / "c"), "--crop", "64", "--N", "8", "--M", "8",
+                             "--steps", "2"]) == 0
+    assert all(np.isfinite(float(r["bpp"])) for r in _rows(tmp_path / "c" / "log.csv"))
+
+
+def test_linear_decay_reaches_the_end_value_and_stays():
+    from dirac_demo.train_common import LinearDecay
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    decay = LinearDecay(opt, start_step=10, total=20, end=0.5)
+    seen = []
+    for step in (10, 15, 20, 30):
+        decay(step)
+        seen.append(opt.param_groups[0]["lr"])
+    assert seen == pytest.approx([1.0, 0.75, 0.5, 0.5])
+    LinearDecay(opt, 0, 10, None)(5)                       # no --lr-end: untouched
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.5)
+
+
+def test_finite_guard_skips_bad_steps_then_stops():
+    from dirac_demo.train_common import FiniteGuard
+
+    guard = FiniteGuard(patience=3)
+    assert guard.ok(torch.tensor(1.0), 0)
+    assert not guard.ok(torch.tensor(float("nan")), 1)
+    assert not guard.ok(torch.tensor(float("inf")), 1)
+    assert guard.ok(torch.tensor(0.5), 1) and guard.skipped == 2
+    for _ in range(2):
+        guard.ok(torch.tensor(float("nan")), 2)
+    with pytest.raises(SystemExit, match="3 non-finite losses in a row"):
+        guard.ok(torch.tensor(float("nan")), 2)
+
+
+def test_hardware_segments_merge_and_reach_the_exported_facts(data_dir, tmp_path):
+    from dirac_demo.train_common import extend_segments, prior_segments
+
+    legacy = prior_segments({"steps": 100, "wall_hours": 2.0, "hardware": "old CPU"})
+    assert legacy == [{"hardware": "old CPU", "from_step": 1, "to_step": 100, "hours": 2.0}]
+    gpu = extend_segments(legacy, "GPU", 100, 150, 360.0)
+    assert gpu[-1] == {"hardware": "GPU", "from_step": 101, "to_step": 150, "hours": 0.1}
+    more = extend_segments(gpu, "GPU", 150, 160, 36.0)        # same hardware, contiguous: merged
+    assert len(more) == 2 and more[-1]["to_step"] == 160 and more[-1]["hours"] == pytest.approx(0.11)
+    assert extend_segments(gpu, "GPU", 150, 150, 5.0) == gpu   # no step taken: nothing added
+    run = tmp_path / "dj"
+    args = ["--data", str(data_dir), "--out", str(run), "--crop", "32", "--batch", "2", "--bf16", "off",
+            "--val-every", "100", *TINY]
+    assert train_dirac.main([*args, "--steps", "2"]) == 0
+    assert train_dirac.main([*args, "--steps", "3"]) == 0         # a resume on the same machine merges
+    export.main(["dirac", "--ckpt", str(run / "checkpoint.pt"), "--out", str(tmp_path / "d")])
+    facts = load_dirac(tmp_path / "d").meta["training"]
+    assert [(s["from_step"], s["to_step"]) for s in facts["segments"]] == [(1, 3)]
+    assert facts["hardware"] == facts["segments"][0]["hardware"] and "CPU" in facts["hardware"]

@@ -63,3 +63,28 @@ def test_hub_download_used_when_available(monkeypatch, tiny_assets):
     assert path == tiny_assets / "dirac_jpeg"
     assert calls == [("someone/dirac-demo", "dirac_jpeg.safetensors"), ("someone/dirac-demo", "dirac_jpeg.json")]
     assert load_dirac(path).net is not None
+
+
+def test_fp16_export_keeps_the_likelihood_bound(tmp_path):
+    """fp16 flushes CompressAI's 1e-9 likelihood bound to 0, and log(0) made training from shipped
+    weights go to inf/NaN: parameters are stored in fp16, buffers in their own dtype, and loading
+    keeps the constructor's constants even from files written before that."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from dirac_demo.base_codec import CodecConfig, NeuralCodec
+    from dirac_demo.weights import export_codec, load_codec
+
+    export_codec(NeuralCodec(CodecConfig(N=8, M=8)), tmp_path / "c", {})
+    stored = load_file(str(tmp_path / "c.safetensors"))
+    assert stored["g_a.0.weight"].dtype == torch.float16
+    assert stored["entropy_bottleneck.likelihood_lower_bound.bound"].item() == pytest.approx(1e-9)
+    old = {k: (v.half() if v.is_floating_point() else v) for k, v in stored.items()}   # the old format
+    assert old["gaussian_conditional.likelihood_lower_bound.bound"].item() == 0.0
+    save_file(old, str(tmp_path / "c.safetensors"))
+    codec = load_codec(tmp_path / "c")
+    for name in ("entropy_bottleneck", "gaussian_conditional"):
+        assert getattr(codec, name).likelihood_lower_bound.bound.item() == pytest.approx(1e-9)
+    x = torch.rand(1, 3, 64, 64) * 40 - 20                 # far out of range: likelihoods underflow
+    out = codec(x, 0.0004)
+    assert all(torch.isfinite(torch.log(l)).all() for l in out["likelihoods"].values())
