@@ -19,8 +19,8 @@ import torch.nn.functional as F
 
 from .base_codec import CodecConfig, NeuralCodec, sample_lmbda
 from .data import CropSampler, batch_stream, list_images, to_tensor
-from .train_common import (CsvLog, FiniteGuard, LinearDecay, RunDir, Stopper, hardware, load_checkpoint,
-                           prior_segments, setup_distributed, tune_backend, unwrap, use_bf16)
+from .train_common import (CsvLog, FiniteGuard, LinearDecay, RunDir, Stopper, checkpoint_segments, hardware,
+                           load_checkpoint, prior_segments, setup_distributed, tune_backend, unwrap, use_bf16)
 
 DEFAULT_LR = 2e-4
 LOG_FIELDS = ["step", "lmbda", "loss", "mse", "bpp", "aux", "seconds",
@@ -116,8 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             for g in opt.param_groups:
                 g["lr"] = args.lr
         step = ckpt["step"]
-        history = prior_segments({"steps": step, "wall_hours": ckpt.get("wall_seconds", 0.0) / 3600,
-                                  **ckpt.get("meta", {})})
+        history = checkpoint_segments(ckpt)
         rng = np.random.default_rng(args.seed + 1000 * rank + step)
         sampler.rng = np.random.default_rng(args.seed + rank + step)
     bf16 = use_bf16(args.bf16, device)

@@ -152,11 +152,11 @@ class RunDir:
         and redraw the loss plot; rank 0 only."""
         if self.rank != 0:
             return
+        seconds = time.time() - self.t_start
         if "meta" in state:
             state["meta"]["segments"] = extend_segments(self.segments, self.hw, self.start_step, state["step"],
-                                                        time.time() - self.t_start)
-        save_checkpoint(self.out / "checkpoint.pt",
-                        {**state, "wall_seconds": self.prev_seconds + time.time() - self.t_start})
+                                                        seconds)
+        save_checkpoint(self.out / "checkpoint.pt", {**state, "wall_seconds": self.prev_seconds + seconds})
         plot_log(self.out / "log.csv", self.out / "loss.png", self.columns)
 
     def finish(self, state: dict, meta: dict) -> int:
@@ -173,7 +173,7 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def hardware(device: torch.device) -> str:
-    """What a run segment trains on, for the model card (CPU threads or the GPU's name)."""
+    """What a run segment trains on, for the model card (the GPU's name, or the CPU and its cores)."""
     import os
     import platform
     if device.type == "cuda":
@@ -192,6 +192,12 @@ def prior_segments(prior: dict) -> list[dict]:
         return [{"hardware": prior.get("hardware", "unknown"), "from_step": 1, "to_step": int(prior["steps"]),
                  "hours": round(float(prior.get("wall_hours", 0.0)), 3)}]
     return []
+
+
+def checkpoint_segments(ckpt: dict) -> list[dict]:
+    """The training history a resumed checkpoint carries (older checkpoints: one segment)."""
+    return prior_segments({"steps": ckpt["step"], "wall_hours": ckpt.get("wall_seconds", 0.0) / 3600,
+                           **ckpt.get("meta", {})})
 
 
 def extend_segments(segments: list[dict], hw: str, start: int, step: int, seconds: float) -> list[dict]:

@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from .base_codec import sample_lmbda
 from .data import CropSampler, JpegPairs, batch_stream, list_images, to_tensor
 from .schedule import Schedule
-from .train_common import (CsvLog, FiniteGuard, LinearDecay, RunDir, Stopper, hardware, load_checkpoint,
-                           prior_segments, setup_distributed, tune_backend, unwrap, use_bf16)
+from .train_common import (CsvLog, FiniteGuard, LinearDecay, RunDir, Stopper, checkpoint_segments, hardware,
+                           load_checkpoint, prior_segments, setup_distributed, tune_backend, unwrap, use_bf16)
 from .unet import ResidualUNet, UNetConfig
 
 DEFAULT_LR = 2e-4
@@ -163,8 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             for g in opt.param_groups:
                 g["lr"] = args.lr
         step = ckpt["step"]
-        history = prior_segments({"steps": step, "wall_hours": ckpt.get("wall_seconds", 0.0) / 3600,
-                                  **ckpt.get("meta", {})})
+        history = checkpoint_segments(ckpt)
         rng = np.random.default_rng(args.seed + 1000 * rank + step)
         make_pair.rng = rng
         sampler.rng = np.random.default_rng(args.seed + rank + step)
