@@ -18,8 +18,10 @@ from pathlib import Path
 import gradio as gr
 
 from dirac_demo import DiracError, DiracPipeline, InputError, load_pipeline
+from dirac_demo.base_codec import MAX_REFINE
 from dirac_demo.bitstream import parse
 from dirac_demo.pipeline import StepResult
+from dirac_demo.refine import DEFAULT_ITERS as UI_REFINE_ITERS
 from dirac_demo.ui_helpers import (APP_MAX_PIXELS, DEFAULT_LOG_LMBDA, DEFAULT_QF, DEFAULT_STEPS,
                                    LOG_LMBDA_MAX, LOG_LMBDA_MIN, MAX_SEED, MAX_STEPS, RunRecord, StopFlag,
                                    api_rate, cleanup_record, device_label, file_stem, lmbda_from_log,
@@ -121,15 +123,19 @@ class DiracDemo:
         self.workroot = workdir
 
     # ---- page events ------------------------------------------------------------------
-    def send(self, image, codec, qf, log_lmbda, steps, seed, threshold, downscale, previous, stop: StopFlag,
-             *view):
+    def send(self, image, codec, qf, log_lmbda, steps, seed, threshold, downscale, refine, previous,
+             stop: StopFlag, *view):
         """Run button: compress, then stream every DDIM step to the page until done or stopped."""
         cleanup_record(previous)
         stop.clear()
         try:
             image = _upload(image, "Upload an image first, or pick an example.")
             rate = api_rate(codec, qf) if codec == "jpeg" else lmbda_from_log(log_lmbda)
-            events, steps = self._send_events(image, codec, rate, steps, seed, threshold, downscale, False)
+            refine = UI_REFINE_ITERS if refine and codec == "neural" else 0
+            events, steps = self._send_events(image, codec, rate, steps, seed, threshold, downscale, refine,
+                                              False)
+            if refine:   # the encoder runs before the first event: say why the page waits
+                yield {"status": f"Refining the encoding ({refine} SGA iterations)…"}
             yield from self._stream(events, steps, file_stem(image), stop, view)
         except DiracError as exc:
             yield self._failed(exc)
@@ -167,16 +173,23 @@ class DiracDemo:
         steps = (gr.update(value=0, interactive=False) if codec not in self.pipe.dirac
                  else gr.update(value=DEFAULT_STEPS, interactive=True))
         neural = gr.update(visible=not jpeg)
-        return (gr.update(visible=jpeg), neural, neural, neural, steps,
+        return (gr.update(visible=jpeg), neural, neural, neural, neural, steps,
                 gr.update(value=f"⚠️ {note}" if note else "", visible=bool(note)))
 
     # ---- API --------------------------------------------------------------------------
-    def enhance(self, image, codec="jpeg", rate=DEFAULT_QF, steps=DEFAULT_STEPS, seed=0, threshold=True):
-        """Compress ``image`` and enhance it: one (PNG, metrics, bitstream) update per step, base first."""
+    def enhance(self, image, codec="jpeg", rate=DEFAULT_QF, steps=DEFAULT_STEPS, seed=0, threshold=True,
+                refine=0):
+        """Compress ``image`` and enhance it: one (PNG, metrics, bitstream) update per step, base first.
+
+        ``refine``: the neural codec's encoder-side latent refinement iterations (0: none).
+        """
         try:
             image = _upload(image, "No image was given.")
+            refine = whole(refine, "refine", MAX_REFINE)
+            if refine and codec != "neural":
+                raise InputError("refine is for the neural codec only.")
             events, steps = self._send_events(image, codec, api_rate(codec, rate), steps, seed, threshold,
-                                              False, True)
+                                              False, refine, True)
             yield from self._api_stream(events, steps, file_stem(image))
         except DiracError as exc:
             raise gr.Error(str(exc)) from exc
@@ -191,11 +204,12 @@ class DiracDemo:
             raise gr.Error(str(exc)) from exc
 
     # ---- pipeline events ---------------------------------------------------------------
-    def _send_events(self, image, codec, rate, steps, seed, threshold, downscale, strict: bool):
+    def _send_events(self, image, codec, rate, steps, seed, threshold, downscale, refine, strict: bool):
         """Checked arguments, then the sender's events (``strict``: no silent steps=0 for a missing model)."""
         steps = usable_steps(self.pipe, codec, steps, strict)
         seed = whole(seed, "seed", MAX_SEED)
-        return gpu_send(self.key, image, codec, rate, steps, seed, bool(threshold), bool(downscale)), steps
+        return gpu_send(self.key, image, codec, rate, steps, seed, bool(threshold), bool(downscale),
+                        int(refine)), steps
 
     def _receive_events(self, path, steps, seed, threshold, strict: bool):
         """Checked arguments, then the receiver's events for the bitstream file at ``path``."""
@@ -340,6 +354,10 @@ def _codec_controls(pipe: DiracPipeline) -> dict:
                               info="λ_rate from 0.0004 (most bytes) to 0.016 (fewest)")
         lmbda_md = gr.Markdown(_lmbda_text(DEFAULT_LOG_LMBDA), visible=False, padding=True)
         threshold = gr.Checkbox(True, label="Rate-dependent thresholding (Sec. 3.3)", visible=False)
+        refine = gr.Checkbox(False, visible=False, elem_id="send-refine",
+                             label=f"Refine the encoding ({UI_REFINE_ITERS} SGA iterations)",
+                             info="smaller file at the same quality, same decoder; encoding takes "
+                                  "~30 s for 768×512 on 2 CPU cores")
     first_note = missing_model_note(pipe, "jpeg")
     note = gr.Markdown(f"⚠️ {first_note}" if first_note else "", visible=bool(first_note))
     steps = gr.Slider(0, MAX_STEPS, value=DEFAULT_STEPS if "jpeg" in pipe.dirac else 0, step=1,
@@ -347,8 +365,8 @@ def _codec_controls(pipe: DiracPipeline) -> dict:
                       info="the last S of 100 respaced DDIM steps; 0 = base codec only", elem_id="send-steps")
     log_lmbda.change(_lmbda_text, inputs=log_lmbda, outputs=lmbda_md, queue=False, api_visibility="private",
                      show_progress="hidden")
-    return dict(codec=codec, qf=qf, log_lmbda=log_lmbda, lmbda_md=lmbda_md, threshold=threshold, note=note,
-                steps=steps)
+    return dict(codec=codec, qf=qf, log_lmbda=log_lmbda, lmbda_md=lmbda_md, threshold=threshold, refine=refine,
+                note=note, steps=steps)
 
 
 def _sender_tab(app: DiracDemo) -> dict:
@@ -370,8 +388,9 @@ def _sender_tab(app: DiracDemo) -> dict:
         with gr.Column(scale=2):
             panel = _results("send")
     c["codec"].change(app.codec_controls, inputs=c["codec"], queue=False, api_visibility="private",
-                      outputs=[c["qf"], c["log_lmbda"], c["lmbda_md"], c["threshold"], c["steps"], c["note"]])
-    inputs = [image, c["codec"], c["qf"], c["log_lmbda"], c["steps"], seed, c["threshold"], downscale,
+                      outputs=[c["qf"], c["log_lmbda"], c["lmbda_md"], c["threshold"], c["refine"], c["steps"],
+                               c["note"]])
+    inputs = [image, c["codec"], c["qf"], c["log_lmbda"], c["steps"], seed, c["threshold"], downscale, c["refine"],
               panel.record, panel.stop, panel.reference, panel.crop_x, panel.crop_y, panel.zoom]
     return dict(run=run, stop=stop, panel=panel, inputs=inputs)
 

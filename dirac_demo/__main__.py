@@ -27,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--qf", type=int, default=None, help="JPEG quality factor 1..100")
     c.add_argument("--lmbda", type=float, default=None, help="neural λ_rate in [0.0004, 0.016]")
     c.add_argument("--downscale", action="store_true", help="downscale images over the size limit")
+    c.add_argument("--refine", type=int, default=0,
+                   help="neural: optimise this image's latents for N iterations (SGA) before coding: "
+                        "smaller files, same decoder, slower encoding (try 60)")
 
     d = sub.add_parser("decompress", help="decode a bitstream and enhance it with DIRAC")
     d.add_argument("bitstream")
@@ -62,13 +65,16 @@ def _compress(args, pipe) -> None:
         if args.lmbda is not None:
             raise DiracError("--lmbda is for the neural codec; JPEG takes --qf.")
         rate = 75 if args.qf is None else args.qf
+        if args.refine:
+            raise DiracError("--refine is for the neural codec.")
     else:
         if args.qf is not None:
             raise DiracError("--qf is for JPEG; the neural codec takes --lmbda.")
         rate = 0.0016 if args.lmbda is None else args.lmbda
-    comp, _ = pipe.compress(args.image, args.codec, rate, args.downscale)
+    comp, _ = pipe.compress(args.image, args.codec, rate, args.downscale, refine=args.refine)
     _write(args.output, comp.bitstream)
-    print(f"{args.output}: {args.codec} rate {rate:g}, {comp.encoded.width}x{comp.encoded.height}, "
+    refined = f", latents refined {args.refine} it." if args.refine else ""
+    print(f"{args.output}: {args.codec} rate {rate:g}{refined}, {comp.encoded.width}x{comp.encoded.height}, "
           f"{comp.nbytes} bytes, {comp.bpp:.4f} bpp, base PSNR {comp.psnr:.2f} dB")
 
 

@@ -32,6 +32,7 @@ from .errors import BitstreamError, InputError
 from .images import crop, pad_to_multiple, pil_to_tensor, tensor_to_pil
 
 LMBDA_REF = 0.0016   # the single-rate operating point of B.2; s(λ_ref) starts at 1
+MAX_REFINE = 1000    # encoder-side refinement iterations (:mod:`.refine`)
 
 
 class JpegCodec:
@@ -173,15 +174,26 @@ class NeuralCodec(CompressionModel):
         return scales, means
 
     @torch.no_grad()
-    def compress(self, x: torch.Tensor, lmbda: float) -> Encoded:  # type: ignore[override]
-        """Encode a (1, 3, H, W) tensor in [0, 1] at rate λ to real entropy-coded bytes."""
+    def compress(self, x: torch.Tensor, lmbda: float, refine: int = 0,  # type: ignore[override]
+                 callback=None) -> Encoded:
+        """Encode a (1, 3, H, W) tensor in [0, 1] at rate λ to real entropy-coded bytes.
+
+        ``refine`` > 0 optimises this image's latents for that many iterations first
+        (:mod:`.refine`, SGA): smaller files at the same quality, the same decoder, a slower
+        encoder. ``callback(i, n)`` reports the iterations.
+        """
         if not LMBDA_MIN * 0.999 <= lmbda <= LMBDA_MAX * 1.001:
             raise InputError(f"λ_rate must be in [{LMBDA_MIN}, {LMBDA_MAX}], got {lmbda}.")
+        if not 0 <= int(refine) <= MAX_REFINE:
+            raise InputError(f"Refinement iterations must be in 0..{MAX_REFINE}, got {refine}.")
         h, w = x.shape[-2:]
         scale_q = self.scale_q(lmbda)
-        s = scale_q / SCALE_STEP
-        y = self.g_a(pad_to_multiple(x, self.multiple)) * s
-        z = self.h_a(y)
+        if refine:
+            from .refine import refine_latents
+            y, z = refine_latents(self, x, lmbda, int(refine), callback=callback)
+        else:
+            y = self.g_a(pad_to_multiple(x, self.multiple)) * (scale_q / SCALE_STEP)
+            z = self.h_a(y)
         z_strings = self.entropy_bottleneck.compress(z)
         z_hat = self.entropy_bottleneck.decompress(z_strings, z.size()[-2:])
         scales_hat, means_hat = self.hyper_synthesis(z_hat)

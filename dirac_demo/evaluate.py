@@ -60,6 +60,7 @@ import torch
 from PIL import Image
 
 from . import metrics as M
+from .base_codec import MAX_REFINE
 from .bitstream import Encoded
 from .data import list_images
 from .errors import DiracError, InputError, WeightsError
@@ -93,6 +94,7 @@ class PointSpec:
     steps: int = 20
     threshold: bool = True
     eta: float = 0.0
+    refine: int = 0       # neural: encoder-side latent refinement iterations (variant "refined")
 
 
 def report_steps(steps: int, every: int | None = None, explicit: list[int] | None = None) -> list[int]:
@@ -194,7 +196,7 @@ class Evaluator:
         if spec.codec == "webp":
             data, base = webp_roundtrip(img, int(spec.rate))
             return base, None, len(data) * 8 / px, len(data) * 8 / px, time.perf_counter() - t0
-        comp, _ = self.pipe.compress(img, spec.codec, spec.rate)
+        comp, _ = self.pipe.compress(img, spec.codec, spec.rate, refine=spec.refine)
         payload = sum(len(c) for c in comp.encoded.chunks)
         return comp.base, comp.encoded, comp.bpp, payload * 8 / px, comp.seconds
 
@@ -231,7 +233,7 @@ class Evaluator:
             s.t = trace["t"].get(k)
         seconds = [v for vs in trace["seconds"].values() for v in vs]
         return {"codec": spec.codec, "rate": spec.rate, "rate_param": RATE_PARAM[spec.codec],
-                "variant": spec.variant, "num_steps": spec.steps, "eta": spec.eta,
+                "variant": spec.variant, "num_steps": spec.steps, "eta": spec.eta, "refine": spec.refine,
                 "threshold": spec.threshold if spec.codec == "neural" else None, "clip": clip,
                 "bpp": float(np.mean(bpp)), "bpp_payload": float(np.mean(bpp_payload)),
                 "seconds_compress": float(np.mean(t_comp)),
@@ -274,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-threshold", action="store_true", help="neural: disable thresholding")
     p.add_argument("--eta", type=float, default=0.0,
                    help="DDIM stochasticity in [0, 1] (0: the paper's deterministic sampler)")
+    p.add_argument("--refine", type=int, default=0,
+                   help="neural: encoder-side latent refinement (SGA) iterations; points get the "
+                        "variant 'refined' (default 0: the amortised encoder)")
     p.add_argument("--seed", type=int, default=0, help="sampler noise, SWD patches and directions")
     p.add_argument("--limit", type=int, default=None, help="use only the first N images")
     p.add_argument("--assets", default=None, help="weights folder (default: the shipped assets/)")
@@ -307,9 +312,16 @@ def _specs(args) -> list[PointSpec]:
     if not 0 <= args.steps <= NUM_RESPACED:
         raise InputError(f"--steps must be in 0..{NUM_RESPACED}, got {args.steps}.")
     check_eta(args.eta)
+    if args.refine and args.codec != "neural":
+        raise InputError("--refine is for the neural codec.")
+    if not 0 <= args.refine <= MAX_REFINE:
+        raise InputError(f"--refine must be in 0..{MAX_REFINE}, got {args.refine}.")
+    if args.refine and (args.full_steps_compare or args.threshold_compare):
+        raise InputError("--refine makes its own variant; run the comparisons without it.")
     specs, th, eta = [], not args.no_threshold, args.eta
+    main = "refined" if args.refine else "main"
     for r in rates:
-        specs.append(PointSpec(args.codec, float(r), "main", args.steps, th, eta))
+        specs.append(PointSpec(args.codec, float(r), main, args.steps, th, eta, args.refine))
         if args.full_steps_compare and args.steps != NUM_RESPACED:
             specs.append(PointSpec(args.codec, float(r), "full_steps", NUM_RESPACED, th, eta))
         if args.threshold_compare:

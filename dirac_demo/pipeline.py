@@ -180,12 +180,22 @@ class DiracPipeline:
 
     # ---- public API -----------------------------------------------------------------
     def compress(self, image: ImageLike, codec: str, rate: float, downscale: bool = False,
-                 with_ms_ssim: bool = True) -> tuple[Compressed, torch.Tensor]:
-        """Encode an image; returns the :class:`Compressed` event and the original tensor."""
+                 with_ms_ssim: bool = True, refine: int = 0,
+                 callback=None) -> tuple[Compressed, torch.Tensor]:
+        """Encode an image; returns the :class:`Compressed` event and the original tensor.
+
+        ``refine``: encoder-side latent refinement iterations for the neural codec (SGA,
+        :mod:`.refine`); ``callback(i, n)`` reports them.
+        """
         t0 = time.perf_counter()
+        if refine and codec != "neural":
+            raise InputError("Latent refinement is for the neural codec only.")
         x = pil_to_tensor(load_image(image, self.max_pixels, downscale))
         c = self._codec(codec)
-        enc = c.compress(x, int(round(rate)) if codec == "jpeg" else float(rate))
+        if codec == "jpeg":
+            enc = c.compress(x, int(round(rate)))
+        else:
+            enc = c.compress(x, float(rate), refine=refine, callback=callback)
         data = bitstream.pack(enc)
         base = c.decompress(bitstream.parse(data))
         p, m = self._metrics(base, x, with_ms_ssim)

@@ -21,7 +21,7 @@ from .pipeline import NUM_RESPACED  # noqa: E402
 
 CODEC_LABEL = {"jpeg": "JPEG", "neural": "Neural", "webp": "WebP"}
 CODEC_COLOR = {"jpeg": "tab:blue", "neural": "tab:red", "webp": "tab:gray"}
-VARIANT_STYLE = {"main": "-", "full_steps": "--", "no_threshold": ":"}
+VARIANT_STYLE = {"main": "-", "full_steps": "--", "no_threshold": ":", "refined": "-."}
 
 
 def load(paths: list[str | Path]) -> list[dict]:
@@ -51,12 +51,16 @@ def points(docs: list[dict], variant: str | None = "main") -> list[dict]:
 
 
 def curves(docs: list[dict], metric: str) -> dict[tuple[str, str], dict]:
-    """{(codec, role): {"label", "bpp", "values"}} with role "base", "first" or "last" (DIRAC step)."""
+    """{(codec, role): {"label", "bpp", "values"}} with role "base", "first" or "last" (DIRAC step),
+    or "refined" (the base codec with encoder-side latent refinement)."""
     series: dict[tuple[str, str], dict] = {}
-    for p in points(docs):
+    for p in points(docs) + points(docs, "refined"):
         name = CODEC_LABEL[p["codec"]]
-        entries = [("base", name, p["base"])]
-        if p["steps"]:
+        if p["variant"] == "refined":   # the base codec with a refined encoder (evaluate --refine)
+            entries = [("refined", f"{name}, refined encoder ({p.get('refine')} it.)", p["base"])]
+        else:
+            entries = [("base", name, p["base"])]
+        if p["steps"] and p["variant"] == "main":
             first, last = p["steps"][0], p["steps"][-1]
             entries += [("first", f"{name}+DIRAC-{first['step']}", first),
                         ("last", f"{name}+DIRAC-{last['step']}", last)]
@@ -69,7 +73,7 @@ def curves(docs: list[dict], metric: str) -> dict[tuple[str, str], dict]:
     return series
 
 
-ROLE_STYLE = {"base": ("-", "o"), "first": ("--", "s"), "last": (":", "^")}
+ROLE_STYLE = {"base": ("-", "o"), "first": ("--", "s"), "last": (":", "^"), "refined": ("-.", "D")}
 
 
 def rate_plot(docs: list[dict], metric: str, ylabel: str, out: Path, floor: float | None = None) -> Path | None:

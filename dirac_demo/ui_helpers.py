@@ -126,9 +126,12 @@ def read_bitstream(path: str | None) -> bytes:
 
 
 def send_events(pipe: DiracPipeline, image: ImageLike, codec: str, rate: float, steps: int, seed: int,
-                threshold: bool, downscale: bool) -> Iterator:
-    """Like :meth:`DiracPipeline.run`, but the first event is ``(Compressed, original)``."""
-    comp, x = pipe.compress(image, codec, rate, downscale)
+                threshold: bool, downscale: bool, refine: int = 0) -> Iterator:
+    """Like :meth:`DiracPipeline.run`, but the first event is ``(Compressed, original)``.
+
+    ``refine``: latent refinement iterations of the neural codec's encoder (ignored for JPEG).
+    """
+    comp, x = pipe.compress(image, codec, rate, downscale, refine=refine if codec == "neural" else 0)
     yield comp, x
     yield from pipe.enhance(comp.base, comp.encoded, steps, None, seed, threshold, x)
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates every number, table and plot in README.md and assets/MODEL_CARD.md.
-# Usage: bash results/run_all.sh DATA_DIR   (the Kodak folder); about an hour on 2 CPU cores
+# Usage: bash results/run_all.sh DATA_DIR   (the Kodak folder); about 3 hours on 2 CPU cores
 # (SWD with 4096 patches per image and level is a good part of it).
 set -euo pipefail
 D=${1:?usage: bash results/run_all.sh KODAK_DIR}
@@ -16,6 +16,11 @@ wait
 $E --codec neural --lmbda 0.0016 --steps 20 --step-every 5 --threshold-compare --limit 8 --json results/neural_threshold.json &
 $E --codec jpeg --qf 10 --steps 20 --full-steps-compare --step-every 5 --limit 4 --json results/jpeg_full.json &
 wait
+# the neural codec with encoder-side latent refinement (SGA, 60 iterations: ~40 s per image and λ)
+python -m dirac_demo.evaluate --data $D --threads 2 --quiet --codec neural --lmbda 0.0004 0.0016 0.006 0.016 \
+    --steps 0 --refine 60 --json results/neural_refined.json
+python -m dirac_demo.evaluate --data $D --threads 2 --quiet --codec neural --lmbda 0.0008 0.003 \
+    --steps 0 --refine 60 --json results/neural_refined_mid.json
 python -m dirac_demo.benchmark --threads 2 --json results/bench.json
 python -m dirac_demo.benchmark --threads 2 --precision fp32 --sizes 768x512 --json results/bench_fp32.json
 python -m dirac_demo.plots --from results/*.json --out results/plots

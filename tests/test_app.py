@@ -28,11 +28,11 @@ from dirac_demo.ui_helpers import CROP_SIZE, DEFAULT_LOG_LMBDA, GAP, StopFlag
 VIEW = ("original", 50, 50, 1)     # reference, crop x %, crop y %, zoom
 
 
-def stream(demo: app.DiracDemo, image, codec="jpeg", qf=10, steps=4, previous=None, stop=None):
+def stream(demo: app.DiracDemo, image, codec="jpeg", qf=10, steps=4, previous=None, stop=None, refine=False):
     """The Run button's stream of keyed updates (seed 0, thresholding on, no downscale)."""
     image = str(image) if image is not None else None
-    return demo.send(image, codec, qf, DEFAULT_LOG_LMBDA, steps, 0, True, False, previous, stop or StopFlag(),
-                     *VIEW)
+    return demo.send(image, codec, qf, DEFAULT_LOG_LMBDA, steps, 0, True, False, refine, previous,
+                     stop or StopFlag(), *VIEW)
 
 
 def send(demo: app.DiracDemo, image, **kwargs) -> list[dict]:
@@ -152,14 +152,33 @@ def test_unusual_modes_are_converted(pipe, photo, tmp_path, mode):
 def test_codec_without_dirac_model_runs_base_only(pipe, photo_path, tmp_path):
     jpeg_only = DiracPipeline(pipe.neural, {"jpeg": pipe.dirac["jpeg"]}, device="cpu", precision="fp32")
     demo = app.DiracDemo(jpeg_only, str(tmp_path))
-    _qf, _lam, _lam_md, _thr, steps, note = demo.codec_controls("neural")
+    _qf, _lam, _lam_md, _thr, refine, steps, note = demo.codec_controls("neural")
     assert steps["interactive"] is False and steps["value"] == 0 and note["visible"] is True
-    assert demo.codec_controls("jpeg")[4]["interactive"] is True
+    assert refine["visible"] is True and demo.codec_controls("jpeg")[4]["visible"] is False
+    assert demo.codec_controls("jpeg")[5]["interactive"] is True
     updates = send(demo, photo_path, codec="neural", steps=20)
     assert updates[0]["record"].total == 0 and updates[0]["record"].steps_run == 0
     assert "No trained DIRAC model for the neural codec" in updates[-1]["status"]
     with pytest.raises(app.gr.Error, match="use steps=0"):
         list(demo.enhance(str(photo_path), "neural", 0.002, 5))
+
+
+def test_refine_checkbox_sends_a_refined_neural_file(pipe, photo_path, tmp_path):
+    """The checkbox sends the neural codec's refined encoding (an ordinary file); JPEG ignores it."""
+    demo = app.DiracDemo(pipe, str(tmp_path))
+    updates = send(demo, photo_path, codec="neural", steps=1, refine=True)
+    assert updates[0] == {"status": f"Refining the encoding ({app.UI_REFINE_ITERS} SGA iterations)…"}
+    refined = updates[1]["record"]
+    plain = pipe.compress(str(photo_path), "neural", app.lmbda_from_log(DEFAULT_LOG_LMBDA))[0]
+    expect = pipe.compress(str(photo_path), "neural", app.lmbda_from_log(DEFAULT_LOG_LMBDA),
+                           refine=app.UI_REFINE_ITERS)[0]
+    assert refined.bitstream_path.read_bytes() == expect.bitstream != plain.bitstream
+    jpeg = send(demo, photo_path, codec="jpeg", steps=1, refine=True)[0]["record"]
+    assert jpeg.bitstream_path.read_bytes() == pipe.compress(str(photo_path), "jpeg", 10)[0].bitstream
+    with pytest.raises(app.gr.Error, match="neural codec only"):
+        list(demo.enhance(str(photo_path), "jpeg", 10, 1, refine=5))
+    with pytest.raises(app.gr.Error, match="refine must be a whole number"):
+        list(demo.enhance(str(photo_path), "neural", 0.002, 1, refine=-3))
 
 
 def test_receiver_has_no_psnr(pipe, photo_path, tmp_path):

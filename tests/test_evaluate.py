@@ -142,7 +142,10 @@ def test_evaluate_neural_comparisons_plots_and_report(data, tiny_assets, tmp_pat
 @pytest.mark.parametrize("args", [["--codec", "jpeg", "--lmbda", "0.01"],
                                   ["--codec", "jpeg", "--threshold-compare"],
                                   ["--codec", "webp", "--full-steps-compare"],
-                                  ["--codec", "jpeg", "--steps", "101"]])
+                                  ["--codec", "jpeg", "--steps", "101"],
+                                  ["--codec", "jpeg", "--refine", "5"],
+                                  ["--codec", "neural", "--refine", "-1"],
+                                  ["--codec", "neural", "--refine", "5", "--threshold-compare"]])
 def test_evaluate_rejects_bad_arguments(data, tiny_assets, args, capsys):
     assert main(["--data", str(data), "--assets", str(tiny_assets), *args, "--quiet"]) == 2
     assert capsys.readouterr().err.startswith("error: ")
@@ -213,3 +216,35 @@ def test_report_targets_from_synthetic_documents():
     smooth = [line for line in report.targets([ev]).splitlines() if line.startswith("| smooth")][0]
     assert smooth.endswith("| met |") and "largest SWD rise +1.8 % (Neural lmbda 0.0016, step 10→20)" in smooth
     assert report.targets([]) is None
+
+
+def test_evaluate_refined_points(data, tiny_assets, tmp_path):
+    doc = _run(tmp_path, "refined", "--data", data, "--assets", tiny_assets, "--codec", "neural",
+               "--lmbda", 0.0016, "--steps", 0, "--refine", 3, "--no-lpips", "--no-fid")
+    p = doc["points"][0]
+    assert p["variant"] == "refined" and p["refine"] == 3 and p["steps"] == [] and p["bpp"] > 0
+
+
+def test_refined_encoder_is_its_own_curve_and_target_row():
+    """evaluate --refine points (variant "refined") form a separate curve with its own BD-rate row."""
+    def base_point(codec, rate, bpp, psnr, variant="main"):
+        return {"codec": codec, "rate": rate, "rate_param": "lmbda", "variant": variant, "num_steps": 0,
+                "refine": 60 if variant == "refined" else 0, "bpp": bpp, "base": {"psnr": psnr, "swd": 10.0},
+                "steps": [], "curvature": []}
+    bpps = [0.2, 0.4, 0.6, 0.8]
+    webp = {"schema": "dirac_demo.evaluate/1", "images": ["a.png"] * 24,
+            "points": [base_point("webp", q, b, 26 + 10 * b) for q, b in zip([5, 20, 50, 70], bpps)]}
+    plain = {"schema": "dirac_demo.evaluate/1", "images": ["a.png"] * 24,   # 5 % more bytes than WebP
+             "points": [base_point("neural", r, b * 1.05, 26 + 10 * b) for r, b in zip([4, 3, 2, 1], bpps)]}
+    refined = {"schema": "dirac_demo.evaluate/1", "images": ["a.png"] * 24,   # 5 % fewer
+               "points": [base_point("neural", r, b * 0.95, 26 + 10 * b, "refined")
+                          for r, b in zip([4, 3, 2, 1], bpps)]}
+    series = plots.curves([webp, plain, refined], "psnr")
+    assert series[("neural", "base")]["bpp"] == pytest.approx([b * 1.05 for b in bpps])
+    assert series[("neural", "refined")]["label"] == "Neural, refined encoder (60 it.)"
+    rows = [r for r in report.targets([webp, plain, refined]).splitlines() if "BD-rate" in r]
+    assert len(rows) == 2
+    assert "**+5.0 %**" in rows[0] and rows[0].endswith("| not met |")
+    assert rows[1].startswith("| neural codec, refined encoder (60 it.): BD-rate")
+    assert "**-5.0 %**" in rows[1] and rows[1].endswith("| met |")
+    assert "Neural, refined encoder (60 it.)" in report.bd_table([webp, plain, refined])
