@@ -346,7 +346,8 @@ def _wire_panel(app: DiracDemo, p: Panel) -> None:
 def _codec_controls(pipe: DiracPipeline) -> dict:
     """Codec, its rate control (QF slider or log-scale λ_rate), thresholding and steps S."""
     with gr.Group():
-        codec = gr.Radio([("JPEG", "jpeg"), ("Neural codec", "neural")], value="jpeg", label="Base codec")
+        codec = gr.Radio([("JPEG", "jpeg"), ("Neural codec", "neural")], value="jpeg", label="Base codec",
+                         elem_id="send-codec")
         qf = gr.Slider(1, 100, value=DEFAULT_QF, step=1, label="JPEG quality factor",
                        info="1 = fewest bytes, 100 = best quality")
         log_lmbda = gr.Slider(LOG_LMBDA_MIN, LOG_LMBDA_MAX, value=DEFAULT_LOG_LMBDA, step=0.001,

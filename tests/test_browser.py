@@ -99,3 +99,23 @@ def test_stop_cancels_between_steps(browser, url, photo_path):
     slider = page.locator("#send-step input[type=range]")
     assert slider.is_enabled() and slider.get_attribute("max") == str(stopped)
     page.close()
+
+
+def test_neural_codec_with_refined_encoder(browser, url, photo_path):
+    """Picking the neural codec shows the refinement box; ticked, the page says it is refining,
+    then shows the compressed file and runs the steps."""
+    page = _open_with_photo(browser, url, photo_path, 2)
+    refine = page.locator("#send-refine input[type=checkbox]")
+    assert not refine.is_visible()              # JPEG: no refinement
+    page.locator("#send-codec label", has_text="Neural codec").click()
+    refine.wait_for(state="visible")
+    _set_slider(page, "send-steps", 2)
+    refine.check()
+    page.evaluate(WATCH_STATUS)
+    page.locator("#send-run").click()
+    _wait_text(page, "send-status", ".includes('Done')", timeout=90_000)
+    seen = page.evaluate("window.statusTexts")
+    assert any("Refining the encoding" in text for text in seen), seen
+    assert "bpp" in page.locator("#send-status").inner_text()
+    assert page.locator("#send-step-md").inner_text().startswith("Step 2 of 2")
+    page.close()
