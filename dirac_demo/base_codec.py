@@ -150,8 +150,7 @@ class NeuralCodec(CompressionModel):
         """
         s = self.scale_q(lmbda) / SCALE_STEP
         h, w = x.shape[-2:]
-        y = self.g_a(pad_to_multiple(x, self.multiple)) * s
-        z = self.h_a(y)
+        y, z = self.encode_latents(x, lmbda)
         z_off = self.entropy_bottleneck._get_medians()
         z_hat = torch.round(z - z_off) + z_off
         scales_hat, means_hat = self.h_s(z_hat).chunk(2, 1)
@@ -173,6 +172,11 @@ class NeuralCodec(CompressionModel):
         scales, means = h_s(z_hat.double()).chunk(2, 1)
         return scales, means
 
+    def encode_latents(self, x: torch.Tensor, lmbda: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """The amortised encoder's latents of ``x`` at rate λ: y (times the bitstream's scale s(λ)) and z."""
+        y = self.g_a(pad_to_multiple(x, self.multiple)) * (self.scale_q(lmbda) / SCALE_STEP)
+        return y, self.h_a(y)
+
     @torch.no_grad()
     def compress(self, x: torch.Tensor, lmbda: float, refine: int = 0,  # type: ignore[override]
                  callback=None) -> Encoded:
@@ -192,8 +196,7 @@ class NeuralCodec(CompressionModel):
             from .refine import refine_latents
             y, z = refine_latents(self, x, lmbda, int(refine), callback=callback)
         else:
-            y = self.g_a(pad_to_multiple(x, self.multiple)) * (scale_q / SCALE_STEP)
-            z = self.h_a(y)
+            y, z = self.encode_latents(x, lmbda)
         z_strings = self.entropy_bottleneck.compress(z)
         z_hat = self.entropy_bottleneck.decompress(z_strings, z.size()[-2:])
         scales_hat, means_hat = self.hyper_synthesis(z_hat)

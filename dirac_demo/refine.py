@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from .bitstream import SCALE_STEP
-from .images import crop, pad_to_multiple
+from .images import crop
 
 DEFAULT_ITERS = 60      # chosen on held-out training images (not Kodak); see the model card
 DEFAULT_LR = 0.03       # in units of the quantisation step (latents are rounded to integers)
@@ -72,8 +72,7 @@ def refine_latents(codec, x: torch.Tensor, lmbda: float, iters: int = DEFAULT_IT
     s = codec.scale_q(lmbda) / SCALE_STEP
     h, w = x.shape[-2:]
     with torch.no_grad():
-        y0 = codec.g_a(pad_to_multiple(x, codec.multiple)) * s
-        z0 = codec.h_a(y0)
+        y0, z0 = codec.encode_latents(x, lmbda)
     if iters == 0:
         return y0, z0
     y, z = y0.clone().requires_grad_(True), z0.clone().requires_grad_(True)

@@ -129,9 +129,9 @@ def send_events(pipe: DiracPipeline, image: ImageLike, codec: str, rate: float, 
                 threshold: bool, downscale: bool, refine: int = 0) -> Iterator:
     """Like :meth:`DiracPipeline.run`, but the first event is ``(Compressed, original)``.
 
-    ``refine``: latent refinement iterations of the neural codec's encoder (ignored for JPEG).
+    ``refine``: latent refinement iterations of the neural codec's encoder.
     """
-    comp, x = pipe.compress(image, codec, rate, downscale, refine=refine if codec == "neural" else 0)
+    comp, x = pipe.compress(image, codec, rate, downscale, refine=refine)
     yield comp, x
     yield from pipe.enhance(comp.base, comp.encoded, steps, None, seed, threshold, x)
 
