@@ -79,9 +79,26 @@ class CsvLog:
         if not path.exists():
             with open(path, "w", newline="") as fh:
                 csv.writer(fh).writerow(fields)
-        elif resume_step is not None:
-            self._drop_after(resume_step)
+        else:
+            self._upgrade_header()
+            if resume_step is not None:
+                self._drop_after(resume_step)
         self.t0 = time.time()
+
+    def _upgrade_header(self) -> None:
+        """A log written by a version with other columns is rewritten under ``fields`` (matched
+        by name; columns this version no longer writes are kept at the end), so resumed rows
+        never land under the wrong header."""
+        with open(self.path, newline="") as fh:
+            reader = csv.DictReader(fh)
+            rows, header = list(reader), reader.fieldnames or []
+        if header == self.fields or not header:
+            return
+        self.fields = self.fields + [h for h in header if h not in self.fields]
+        with open(self.path, "w", newline="") as fh:
+            w = csv.DictWriter(fh, self.fields, restval="")
+            w.writeheader()
+            w.writerows(rows)
 
     def _drop_after(self, step: int) -> None:
         """Rows past the checkpoint being resumed (a run killed between saves) are moved

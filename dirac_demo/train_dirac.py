@@ -26,7 +26,7 @@ from .train_common import (CsvLog, FiniteGuard, LinearDecay, RunDir, Stopper, ch
 from .unet import ResidualUNet, UNetConfig
 
 DEFAULT_LR = 2e-4
-LOG_FIELDS = ["step", "loss", "loss_focus", "seconds", "val_gain_db", "val_gain_last_db", "lr"]
+LOG_FIELDS = ["step", "loss", "loss_focus", "seconds", "val_gain_db", "val_gain_last_db", "val_swd_ratio", "lr"]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -92,9 +92,12 @@ class PairMaker:
 
 @torch.no_grad()
 def validate(model: torch.nn.Module, pairs: tuple[torch.Tensor, torch.Tensor], schedule: Schedule,
-             autocast) -> tuple[float, float]:
-    """PSNR gain (dB) over the base on held-out crops after the first and last of 20 late-start steps."""
+             autocast) -> tuple[float, float, float]:
+    """On held-out crops, 20 late-start steps: the PSNR gain (dB) over the base after the first
+    and the last step, and the last step's SWD as a share of the base's (the realism target;
+    lower is better; small crops put it closer to 1 than whole images do)."""
     from .sampler import ddim_sample, late_start_noise
+    from .swd import swd
     from .schedule import late_start_timesteps
     x, xb = pairs
     xbs = xb * 2 - 1
@@ -110,11 +113,14 @@ def validate(model: torch.nn.Module, pairs: tuple[torch.Tensor, torch.Tensor], s
         return float(10 * torch.log10(1.0 / F.mse_loss(a.clamp(0, 1), b)))
 
     base = psnr(xb, x)
-    gains = []
+    gains, last = [], xb
     for step in ddim_sample(denoise, r, ts, schedule, clip=1.0):
         if step.index in (0, len(ts) - 1):
-            gains.append(psnr((xbs + step.r0_hat + 1) / 2, x) - base)
-    return gains[0], gains[-1]
+            last = ((xbs + step.r0_hat + 1) / 2).clamp(0, 1)
+            gains.append(psnr(last, x) - base)
+    originals = list(x.float().cpu())
+    ratio = swd(originals, list(last.float().cpu())).mean / swd(originals, list(xb.float().cpu())).mean
+    return gains[0], gains[-1], ratio
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -190,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     if ckpt is not None and "init" in ckpt.get("meta", {}):
         meta["init"] = ckpt["meta"]["init"]
 
-    run = RunDir(out, rank, ckpt.get("wall_seconds", 0.0) if ckpt else init_seconds, ["loss", "loss_focus", "val_gain_db"],
+    run = RunDir(out, rank, ckpt.get("wall_seconds", 0.0) if ckpt else init_seconds, ["loss", "loss_focus", "val_gain_db", "val_swd_ratio"],
                   history, meta["hardware"], step)
 
     def state() -> dict:
@@ -228,10 +234,11 @@ def main(argv: list[str] | None = None) -> int:
             if focus.any():
                 row["loss_focus"] = f"{err[focus.to(device)].mean().item():.6f}"
             if step % args.val_every == 0:
-                g1, g20 = validate(ema, val_pairs, schedule, autocast)
+                g1, g20, ratio = validate(ema, val_pairs, schedule, autocast)
                 row["val_gain_db"], row["val_gain_last_db"] = f"{g1:.3f}", f"{g20:.3f}"
-                print(f"step {step} loss {loss.item():.5f} val gain first {g1:+.3f} dB last {g20:+.3f} dB",
-                      flush=True)
+                row["val_swd_ratio"] = f"{ratio:.4f}"
+                print(f"step {step} loss {loss.item():.5f} val gain first {g1:+.3f} dB last {g20:+.3f} dB,"
+                      f" last-step SWD {ratio:.3f}x the base's", flush=True)
             log.write(row)
         if step % args.save_every == 0:
             run.save(state())

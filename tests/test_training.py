@@ -49,6 +49,8 @@ def test_train_dirac_jpeg_resume_and_export(data_dir, tmp_path):
     rows = _rows(out / "log.csv")
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5]
     assert all(np.isfinite(float(r["loss"])) for r in rows)
+    assert [r["val_swd_ratio"] != "" for r in rows] == [False, True, False, True, False]
+    assert all(float(r["val_swd_ratio"]) > 0 for r in rows if r["val_swd_ratio"])
     assert (out / "loss.png").stat().st_size > 0
     assert export.main(["dirac", "--ckpt", str(out / "checkpoint.pt"), "--out", str(tmp_path / "dj")]) == 0
     model = load_dirac(tmp_path / "dj")
@@ -57,6 +59,40 @@ def test_train_dirac_jpeg_resume_and_export(data_dir, tmp_path):
     ema = torch.load(out / "checkpoint.pt", weights_only=False)["ema"]
     for k, v in model.net.state_dict().items():
         assert torch.allclose(v, ema[k].half().float())
+
+
+def test_validate_measures_gain_and_realism():
+    """A network that adds nothing gains 0 dB at SWD 1× the base's; one that predicts the true
+    residual gains a lot and brings SWD far below 1×."""
+    from dirac_demo.schedule import Schedule
+    import contextlib
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(4, 3, 48, 48, generator=g)
+    xb = (torch.nn.functional.avg_pool2d(x, 4).repeat_interleave(4, -1).repeat_interleave(4, -2) * 255).round() / 255
+    nothing = lambda r_t, t, xbs: torch.zeros_like(r_t)  # noqa: E731
+    oracle = lambda r_t, t, xbs: (x * 2 - 1) - xbs  # noqa: E731
+    g1, g20, ratio = train_dirac.validate(nothing, (x, xb), Schedule(), contextlib.nullcontext)
+    assert g1 == pytest.approx(0.0, abs=1e-6) and g20 == pytest.approx(0.0, abs=1e-6)
+    assert ratio == pytest.approx(1.0)
+    g1, g20, ratio = train_dirac.validate(oracle, (x, xb), Schedule(), contextlib.nullcontext)
+    assert g1 > 20 and g20 > 20 and ratio < 0.5   # SWD of an image set against itself is not 0 (patch sampling)
+
+
+def test_log_written_by_an_older_version_is_upgraded(tmp_path):
+    """Resuming a run whose log.csv has other columns rewrites it under the new header, keeping
+    old values under their own names, so new rows never land under the wrong column."""
+    from dirac_demo.train_common import CsvLog
+    path = tmp_path / "log.csv"
+    path.write_text("step,loss,val_gain_db,lr,old_col\n1,0.5,1.0,1e-4,x\n2,0.4,,1e-4,y\n3,0.3,,1e-4,z\n")
+    log = CsvLog(path, ["step", "loss", "val_gain_db", "val_swd_ratio", "lr"], resume_step=2)
+    log.write({"step": 3, "loss": "0.2", "val_swd_ratio": "0.7", "lr": "1e-5"})
+    rows = _rows(path)
+    assert list(rows[0]) == ["step", "loss", "val_gain_db", "val_swd_ratio", "lr", "old_col"]
+    assert [r["step"] for r in rows] == ["1", "2", "3"]
+    assert rows[0]["val_gain_db"] == "1.0" and rows[0]["old_col"] == "x" and rows[0]["val_swd_ratio"] == ""
+    assert rows[2] == {"step": "3", "loss": "0.2", "val_gain_db": "", "val_swd_ratio": "0.7", "lr": "1e-5",
+                       "old_col": ""}
+    assert _rows(tmp_path / "log.dropped.csv")[0]["old_col"] == "z"
 
 
 def test_train_codec_then_neural_dirac_and_thresholds(data_dir, tmp_path):
