@@ -97,7 +97,7 @@ def validate(model: torch.nn.Module, pairs: tuple[torch.Tensor, torch.Tensor], s
     and the last step, and the last step's SWD as a share of the base's (the realism target;
     lower is better; small crops put it closer to 1 than whole images do)."""
     from .sampler import ddim_sample, late_start_noise
-    from .swd import swd
+    from .swd import SlicedWasserstein, num_levels
     from .schedule import late_start_timesteps
     x, xb = pairs
     xbs = xb * 2 - 1
@@ -118,9 +118,13 @@ def validate(model: torch.nn.Module, pairs: tuple[torch.Tensor, torch.Tensor], s
         if step.index in (0, len(ts) - 1):
             last = ((xbs + step.r0_hat + 1) / 2).clamp(0, 1)
             gains.append(psnr(last, x) - base)
-    originals = list(x.float().cpu())
-    ratio = swd(originals, list(last.float().cpu())).mean / swd(originals, list(xb.float().cpu())).mean
-    return gains[0], gains[-1], ratio
+    side = min(x.shape[-2:])
+    acc = SlicedWasserstein(num_levels(side), min_side=side)   # the originals' patches once, two sets
+    for i, (a, b, c) in enumerate(zip(x.float().cpu(), xb.float().cpu(), last.float().cpu())):
+        acc.add_reference(a, i)
+        acc.add("base", b, i)
+        acc.add("last", c, i)
+    return gains[0], gains[-1], acc.distance("last").mean / acc.distance("base").mean
 
 
 def main(argv: list[str] | None = None) -> int:
