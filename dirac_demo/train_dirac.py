@@ -5,6 +5,11 @@ x̃ comes from JPEG at a random quality factor or from the neural codec at a ran
 (eq. 11). Timesteps are drawn mostly from the range the late-start sampler visits
 (t < ``--focus-t``, 20 of 100 respaced steps), the rest uniformly over 0..999 so full
 100-step sampling stays usable.
+
+``--snr-gamma G`` replaces w_t = 1 by Min-SNR-γ weighting (Hang et al. 2023): for an x0
+prediction, w_t = min(SNR_t, G) with SNR_t = ᾱ_t / (1 − ᾱ_t), normalised to mean 1 over the t
+distribution. It moves weight from high t towards the low-noise steps where fine texture is
+kept or removed. The logged ``loss`` stays the unweighted x0 MSE so runs compare.
 """
 from __future__ import annotations
 
@@ -46,6 +51,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--ema", type=float, default=0.999)
     p.add_argument("--focus-t", type=int, default=200, help="upper end of the focused t range")
     p.add_argument("--focus-p", type=float, default=0.8, help="share of t drawn below --focus-t")
+    p.add_argument("--snr-gamma", type=float, default=None,
+                   help="Min-SNR-γ loss weighting, w_t = min(SNR_t, γ) (default: w_t = 1, eq. 1)")
     p.add_argument("--qf-min", type=int, default=5)
     p.add_argument("--qf-max", type=int, default=50)
     p.add_argument("--channels", default="64,128,192,256")
@@ -64,6 +71,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def sample_t(rng: np.random.Generator, n: int, focus_t: int, focus_p: float, T: int) -> np.ndarray:
     focus = rng.random(n) < focus_p
     return np.where(focus, rng.integers(0, focus_t, n), rng.integers(0, T, n))
+
+
+def snr_weights(abar: np.ndarray, gamma: float | None, focus_t: int, focus_p: float) -> np.ndarray:
+    """Per-timestep loss weights: 1 everywhere without ``gamma``; else min(SNR_t, γ), scaled so
+    their mean under :func:`sample_t`'s distribution is 1 (the loss keeps its magnitude)."""
+    if gamma is None:
+        return np.ones_like(abar)
+    if not gamma > 0:
+        raise ValueError(f"--snr-gamma must be positive, got {gamma}")
+    w = np.minimum(abar / (1.0 - abar), gamma)
+    mean = focus_p * w[:focus_t].mean() + (1.0 - focus_p) * w.mean()
+    return w / mean
 
 
 class PairMaker:
@@ -182,11 +201,13 @@ def main(argv: list[str] | None = None) -> int:
         ddp = torch.nn.parallel.DistributedDataParallel(model)
     schedule = Schedule()
     abar = torch.tensor(schedule.alphas_cumprod, dtype=torch.float32)
+    weights = torch.tensor(snr_weights(schedule.alphas_cumprod, args.snr_gamma, args.focus_t, args.focus_p),
+                           dtype=torch.float32)
     log = CsvLog(out / "log.csv", LOG_FIELDS, resume_step=step) if rank == 0 else None
     stopper, guard = Stopper(), FiniteGuard()
     meta = {"base": args.base, "qf_range": [args.qf_min, args.qf_max], "crop": args.crop,
             "batch": args.batch * world, "lr": opt.param_groups[0]["lr"], "focus_t": args.focus_t,
-            "focus_p": args.focus_p, "hardware": hardware(device)}
+            "focus_p": args.focus_p, "snr_gamma": args.snr_gamma, "hardware": hardware(device)}
     decay = LinearDecay(opt, step, args.steps, args.lr_end)
     stream = None
     if args.workers:
@@ -221,10 +242,11 @@ def main(argv: list[str] | None = None) -> int:
             pred = ddp(r_t, t.to(device), xbs)
         err = (pred.float() - r0).pow(2).mean(dim=(1, 2, 3))
         loss = err.mean()
-        if not guard.ok(loss, step):
+        objective = (weights[t].to(device) * err).mean() if args.snr_gamma else loss
+        if not guard.ok(objective, step):
             continue
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        objective.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         with torch.no_grad():

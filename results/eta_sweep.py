@@ -13,10 +13,9 @@ import time
 
 import torch
 
-from dirac_demo.data import list_images
 from dirac_demo.metrics import psnr
-from dirac_demo.pipeline import DiracPipeline
 from dirac_demo.swd import swd
+from heldout import compress_heldout   # results/heldout.py
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -29,14 +28,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    files = list_images(args.data)[::40]
-    pipe = DiracPipeline.from_pretrained()
-    originals, comps = [], []
-    for f in files:
-        comp, x = pipe.compress(str(f), args.codec, args.rate, with_ms_ssim=False)
-        originals.append(x)
-        comps.append(comp)
-    n, mid = len(files), args.steps // 2
+    pipe, originals, comps = compress_heldout(args.data, args.codec, args.rate)
+    n, mid = len(comps), args.steps // 2
     base_psnr = sum(psnr(c.base, x) for c, x in zip(comps, originals)) / n
     print(f"{n} validation images, {args.codec} {args.rate:g}: base PSNR {base_psnr:.2f}, "
           f"SWD {swd(originals, [c.base for c in comps]).mean:.2f}, floor {swd(originals, originals).mean:.2f}")

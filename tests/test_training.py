@@ -61,6 +61,33 @@ def test_train_dirac_jpeg_resume_and_export(data_dir, tmp_path):
         assert torch.allclose(v, ema[k].half().float())
 
 
+def test_snr_weights_shift_weight_to_low_noise_and_keep_mean_one():
+    from dirac_demo.schedule import Schedule
+    abar = Schedule().alphas_cumprod
+    assert np.array_equal(train_dirac.snr_weights(abar, None, 200, 0.8), np.ones(1000))
+    w = train_dirac.snr_weights(abar, 20.0, 200, 0.8)
+    assert 0.8 * w[:200].mean() + 0.2 * w.mean() == pytest.approx(1.0)
+    assert np.all(np.diff(w) <= 1e-12) and w[0] == w[50] and w[190] < w[100] < w[0]
+    snr = abar / (1 - abar)
+    assert w[150] / w[0] == pytest.approx(snr[150] / 20.0)
+    with pytest.raises(ValueError):
+        train_dirac.snr_weights(abar, 0.0, 200, 0.8)
+
+
+def test_snr_gamma_changes_the_update_and_is_recorded(data_dir, tmp_path):
+    """A γ so small that every weight is equal trains exactly as w_t = 1; γ = 20 does not."""
+    def run(name, extra):
+        out = tmp_path / name
+        assert train_dirac.main(["--data", str(data_dir), "--out", str(out), "--crop", "32", "--batch", "4",
+                                 "--bf16", "off", "--steps", "2", "--val-every", "100", "--threads", "1",
+                                 *TINY, *extra]) == 0
+        return torch.load(out / "checkpoint.pt", weights_only=False)
+    plain, flat, snr = run("plain", []), run("flat", ["--snr-gamma", "1e-9"]), run("snr", ["--snr-gamma", "20"])
+    assert snr["meta"]["snr_gamma"] == 20.0 and plain["meta"]["snr_gamma"] is None
+    assert all(torch.allclose(plain["model"][k], flat["model"][k], atol=1e-7) for k in plain["model"])
+    assert not all(torch.allclose(plain["model"][k], snr["model"][k], atol=1e-7) for k in plain["model"])
+
+
 def test_validate_measures_gain_and_realism():
     """A network that adds nothing gains 0 dB at SWD 1× the base's; one that predicts the true
     residual gains a lot and brings SWD far below 1×."""
