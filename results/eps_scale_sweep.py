@@ -22,6 +22,7 @@ import torch
 import dirac_demo.sampler as sampler
 from dirac_demo.metrics import psnr
 from dirac_demo.schedule import Schedule
+from dirac_demo.swd import swd
 from heldout import compress_heldout   # results/heldout.py
 
 
@@ -34,8 +35,8 @@ def eps_scaling(k: float, p: float):
     def update(r_t, r0_hat, abar_t, abar_prev, eta=0.0, noise=None):
         t = int(np.abs(abar - abar_t).argmin())
         lam = 1.0 + k * (t / 190.0) ** p
-        eps = (r_t - math.sqrt(abar_t) * r0_hat) / math.sqrt(1.0 - abar_t)
-        return math.sqrt(abar_prev) * r0_hat + math.sqrt(1.0 - abar_prev) * eps / lam
+        signal = math.sqrt(abar_t) * r0_hat      # the plain update then infers ε̂ / λ from this latent
+        return plain(signal + (r_t - signal) / lam, r0_hat, abar_t, abar_prev, eta, noise)
 
     sampler.ddim_update = update
     try:
@@ -45,7 +46,6 @@ def eps_scaling(k: float, p: float):
 
 
 def main(argv: list[str] | None = None) -> None:
-    from dirac_demo.swd import swd
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", required=True, help="the training folder (its validation split is used)")
     ap.add_argument("--codec", default="jpeg", choices=["jpeg", "neural"])
