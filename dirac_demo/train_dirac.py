@@ -10,10 +10,16 @@ x̃ comes from JPEG at a random quality factor or from the neural codec at a ran
 prediction, w_t = min(SNR_t, G) with SNR_t = ᾱ_t / (1 − ᾱ_t), normalised to mean 1 over the t
 distribution. It moves weight from high t towards the low-noise steps where fine texture is
 kept or removed. The logged ``loss`` stays the unweighted x0 MSE so runs compare.
+
+``--accum K`` makes each optimiser step see K·``--batch`` crops, run through the network
+``--batch`` at a time with their gradients summed: the step a K-times larger batch would take
+(the same crops, timesteps and noise, up to float rounding), in the memory of the small one.
+It lets a CPU or a small GPU take the large-batch steps that fine texture needs.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import sys
 import time
@@ -43,7 +49,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--init", default=None, help="start from these DIRAC weights (prefix or .pt)")
     p.add_argument("--steps", type=int, default=100000, help="stop after this many total steps")
     p.add_argument("--crop", type=int, default=128)
-    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--batch", type=int, default=8, help="crops per forward pass (per process)")
+    p.add_argument("--accum", type=int, default=1,
+                   help="forward passes whose gradients make one optimiser step (batch × accum crops)")
     p.add_argument("--lr", type=float, default=None,
                    help="learning rate (default 2e-4; on resume, the checkpoint's unless given)")
     p.add_argument("--lr-end", type=float, default=None,
@@ -148,6 +156,8 @@ def validate(model: torch.nn.Module, pairs: tuple[torch.Tensor, torch.Tensor], s
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.accum < 1:
+        raise SystemExit("--accum must be at least 1")
     rank, world, device = setup_distributed()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -206,12 +216,12 @@ def main(argv: list[str] | None = None) -> int:
     log = CsvLog(out / "log.csv", LOG_FIELDS, resume_step=step) if rank == 0 else None
     stopper, guard = Stopper(), FiniteGuard()
     meta = {"base": args.base, "qf_range": [args.qf_min, args.qf_max], "crop": args.crop,
-            "batch": args.batch * world, "lr": opt.param_groups[0]["lr"], "focus_t": args.focus_t,
+            "batch": args.batch * args.accum * world, "lr": opt.param_groups[0]["lr"], "focus_t": args.focus_t,
             "focus_p": args.focus_p, "snr_gamma": args.snr_gamma, "hardware": hardware(device)}
     decay = LinearDecay(opt, step, args.steps, args.lr_end)
     stream = None
     if args.workers:
-        stream = batch_stream(sampler, args.batch, args.workers, seed=args.seed + 1000 * rank + step,
+        stream = batch_stream(sampler, args.batch * args.accum, args.workers, seed=args.seed + 1000 * rank + step,
                               transform=make_pair.jpeg if args.base == "jpeg" else None,
                               pin=device.type == "cuda")
     if init_meta and init_meta.get("base") != args.base:
@@ -228,25 +238,37 @@ def main(argv: list[str] | None = None) -> int:
         return {"model": unwrap(model).state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
                 "step": step, "config": cfg.to_dict(), "meta": meta}
 
+    n = args.batch * args.accum              # crops per optimiser step (per process)
     while step < args.steps and not stopper.stop:
         t0 = time.time()
-        x, xb = make_pair(next(stream) if stream is not None else sampler.batch(args.batch))
+        x, xb = make_pair(next(stream) if stream is not None else sampler.batch(n))
         decay(step)
         r0 = (x - xb) * 2.0          # residual in [−1, 1] units
         xbs = (xb * 2.0 - 1.0).contiguous(memory_format=torch.channels_last)
-        t = torch.from_numpy(sample_t(rng, args.batch, args.focus_t, args.focus_p, schedule.num_timesteps))
+        t = torch.from_numpy(sample_t(rng, n, args.focus_t, args.focus_p, schedule.num_timesteps))
         a = abar[t].to(device)[:, None, None, None]
         noise = torch.randn_like(r0)
         r_t = (a.sqrt() * r0 + (1 - a).sqrt() * noise).contiguous(memory_format=torch.channels_last)
-        with autocast():
-            pred = ddp(r_t, t.to(device), xbs)
-        err = (pred.float() - r0).pow(2).mean(dim=(1, 2, 3))
-        loss = err.mean()
-        objective = (weights[t].to(device) * err).mean() if args.snr_gamma else loss
-        if not guard.ok(objective, step):
-            continue
+        w = weights[t].to(device) if args.snr_gamma else torch.ones(n, device=device)
         opt.zero_grad(set_to_none=True)
-        objective.backward()
+        errs, ok = [], True
+        for k in range(args.accum):
+            part = slice(k * args.batch, (k + 1) * args.batch)     # a view: keeps channels_last
+            last_part = k == args.accum - 1      # DDP all-reduces the summed gradients once
+            with (contextlib.nullcontext() if last_part or world == 1 else ddp.no_sync()):
+                with autocast():
+                    pred = ddp(r_t[part], t[part].to(device), xbs[part])
+                err = (pred.float() - r0[part]).pow(2).mean(dim=(1, 2, 3))
+                objective = (w[part] * err).sum() / n
+                if not guard.ok(objective, step):
+                    ok = False
+                    break
+                objective.backward()
+            errs.append(err.detach())
+        if not ok:
+            continue
+        err = torch.cat(errs)
+        loss = err.mean()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         with torch.no_grad():

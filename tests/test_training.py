@@ -286,3 +286,23 @@ def test_hardware_segments_merge_and_reach_the_exported_facts(data_dir, tmp_path
     facts = load_dirac(tmp_path / "d").meta["training"]
     assert [(s["from_step"], s["to_step"]) for s in facts["segments"]] == [(1, 3)]
     assert facts["hardware"] == facts["segments"][0]["hardware"] and "CPU" in facts["hardware"]
+
+
+def test_accum_takes_the_large_batch_step(data_dir, tmp_path):
+    """--batch 2 --accum 2 sees the same crops, timesteps and noise as --batch 4 and takes the
+    same optimiser steps (up to float rounding); the checkpoint records the effective batch."""
+    def run(name, extra):
+        out = tmp_path / name
+        assert train_dirac.main(["--data", str(data_dir), "--out", str(out), "--crop", "32", "--bf16", "off",
+                                 "--steps", "2", "--val-every", "100", "--threads", "1", *TINY, *extra]) == 0
+        return torch.load(out / "checkpoint.pt", weights_only=False), _rows(out / "log.csv")
+    (big, big_log), (acc, acc_log), (small, _) = (run("big", ["--batch", "4"]),
+                                                   run("acc", ["--batch", "2", "--accum", "2"]),
+                                                   run("small", ["--batch", "2"]))
+    assert big["meta"]["batch"] == acc["meta"]["batch"] == 4 and small["meta"]["batch"] == 2
+    assert all(torch.allclose(big["model"][k], acc["model"][k], atol=1e-6) for k in big["model"])
+    assert not all(torch.allclose(big["model"][k], small["model"][k], atol=1e-6) for k in big["model"])
+    for a, b in zip(big_log, acc_log):
+        assert float(a["loss"]) == pytest.approx(float(b["loss"]), rel=1e-4)
+    with pytest.raises(SystemExit):
+        train_dirac.main(["--data", str(data_dir), "--out", str(tmp_path / "bad"), "--accum", "0"])
