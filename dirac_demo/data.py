@@ -32,6 +32,11 @@ def list_images(folder: str | os.PathLike, limit: int | None = None) -> list[Pat
     return files[:limit] if limit else files
 
 
+def heldout_images(folder: str | os.PathLike) -> list[Path]:
+    """The validation split of a training folder: every 40th image, which training never sees."""
+    return list_images(folder)[::40]
+
+
 class CropSampler:
     """Random training crops from an in-memory image set."""
 

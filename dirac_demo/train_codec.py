@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .base_codec import CodecConfig, NeuralCodec, sample_lmbda
-from .data import CropSampler, batch_stream, list_images, to_tensor
+from .data import CropSampler, batch_stream, heldout_images, to_tensor
 from .train_common import (CsvLog, FiniteGuard, LinearDecay, RunDir, Stopper, checkpoint_segments, hardware,
                            load_checkpoint, prior_segments, setup_distributed, tune_backend, unwrap, use_bf16)
 
@@ -85,8 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     tune_backend(device)
     torch.manual_seed(args.seed + rank)
     rng = np.random.default_rng(args.seed + 1000 * rank)
-    files = list_images(args.data)
-    val_files = files[::40]
+    val_files = heldout_images(args.data)
     sampler = CropSampler(args.data, args.crop, seed=args.seed + rank, exclude=set(val_files))
     val_x = to_tensor(CropSampler(args.data, args.crop, seed=12345, include=set(val_files)).batch(8)).to(device)
 

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from .base_codec import sample_lmbda
-from .data import CropSampler, JpegPairs, batch_stream, list_images, to_tensor
+from .data import CropSampler, JpegPairs, batch_stream, heldout_images, to_tensor
 from .schedule import Schedule
 from .train_common import (CsvLog, FiniteGuard, LinearDecay, RunDir, Stopper, checkpoint_segments, hardware,
                            load_checkpoint, prior_segments, setup_distributed, tune_backend, unwrap, use_bf16)
@@ -73,7 +73,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--save-every", type=int, default=200)
     p.add_argument("--val-every", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.accum < 1:
+        p.error("--accum must be at least 1")
+    return args
 
 
 def sample_t(rng: np.random.Generator, n: int, focus_t: int, focus_p: float, T: int) -> np.ndarray:
@@ -156,8 +159,6 @@ def validate(model: torch.nn.Module, pairs: tuple[torch.Tensor, torch.Tensor], s
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.accum < 1:
-        raise SystemExit("--accum must be at least 1")
     rank, world, device = setup_distributed()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -167,8 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     bf16 = use_bf16(args.bf16, device)
     autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)  # noqa: E731
 
-    files = list_images(args.data)
-    val_files = files[::40]
+    val_files = heldout_images(args.data)
     sampler = CropSampler(args.data, args.crop, seed=args.seed + rank, exclude=set(val_files))
     val_sampler = CropSampler(args.data, args.crop, seed=12345, include=set(val_files))
     make_pair = PairMaker(args, rng, device)
@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         a = abar[t].to(device)[:, None, None, None]
         noise = torch.randn_like(r0)
         r_t = (a.sqrt() * r0 + (1 - a).sqrt() * noise).contiguous(memory_format=torch.channels_last)
-        w = weights[t].to(device) if args.snr_gamma else torch.ones(n, device=device)
+        w = weights[t].to(device)               # all ones without --snr-gamma
         opt.zero_grad(set_to_none=True)
         errs, ok = [], True
         for k in range(args.accum):
