@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import io
 import math
 from dataclasses import asdict, dataclass
@@ -158,6 +159,20 @@ class NeuralCodec(CompressionModel):
         return crop(self.g_s(y_hat / s).clamp_(0, 1), h, w)
 
     # ---- real bytes -----------------------------------------------------------------
+    def weights_id(self) -> int:
+        """A 32-bit fingerprint of the learnt parameters, written into every neural bitstream.
+
+        A payload decoded with other weights than those that encoded it gives a wrong image
+        (or garbage) without any error from the entropy coder, so the receiver compares ids.
+        Only parameters enter (not CompressAI's CDF tables, which ``update()`` derives with
+        float arithmetic that may differ between machines); never 0, which means "unknown".
+        """
+        h = hashlib.sha256()
+        for name, p in sorted(self.named_parameters()):
+            h.update(name.encode())
+            h.update(p.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+        return int.from_bytes(h.digest()[:4], "big") or 1
+
     def hyper_synthesis(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(scales, means) of y from the decoded z, computed in float64 for the entropy coder.
 
@@ -203,13 +218,16 @@ class NeuralCodec(CompressionModel):
         indexes = self.gaussian_conditional.build_indexes(scales_hat)
         y_strings = self.gaussian_conditional.compress(y.double(), indexes, means=means_hat)
         return Encoded(codec="neural", width=w, height=h, chunks=[y_strings[0], z_strings[0]],
-                       lmbda=float(np.float32(lmbda)), scale_q=scale_q)
+                       lmbda=float(np.float32(lmbda)), scale_q=scale_q, weights_id=self.weights_id())
 
     @torch.no_grad()
     def decompress(self, enc: Encoded) -> torch.Tensor:  # type: ignore[override]
         """Decode an :class:`Encoded` to a (1, 3, H, W) tensor in [0, 1]."""
         if len(enc.chunks) != 2:
             raise BitstreamError("A neural bitstream must hold exactly two payload chunks.")
+        if enc.weights_id and enc.weights_id != (mine := self.weights_id()):
+            raise BitstreamError(f"This file was made with other neural-codec weights (id {enc.weights_id:08x}; "
+                                 f"these are {mine:08x}): decode it with the weights that encoded it.")
         hp = -(-enc.height // self.multiple) * self.multiple
         wp = -(-enc.width // self.multiple) * self.multiple
         shape = (hp // self.multiple, wp // self.multiple)

@@ -3,12 +3,13 @@
 Layout (big-endian)::
 
     magic    4s   b"DRAC"
-    version  B    1
+    version  B    2 (version-1 files, whose neural parameters lack the weights id, still parse)
     codec    B    1 = jpeg, 2 = neural
     width    H    original width  (16-bit, paper B.2)
     height   H    original height (16-bit)
     nparams  H    length of the parameter block
-    params   ...  jpeg: quality B | neural: λ_rate f32, latent scale s u16 (s·1024)
+    params   ...  jpeg: quality B | neural: λ_rate f32, latent scale s u16 (s·1024),
+                  weights id u32 (which codec weights made the payload; 0: not recorded)
     nchunks  B    number of payload chunks
     chunks   ...  each: length I, then bytes
     crc32    I    CRC-32 of everything before it
@@ -24,7 +25,8 @@ from dataclasses import dataclass, field
 from .errors import BitstreamError
 
 MAGIC = b"DRAC"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 CODEC_IDS = {"jpeg": 1, "neural": 2}
 CODEC_NAMES = {v: k for k, v in CODEC_IDS.items()}
 SCALE_STEP = 1024           # the latent scale s travels as round(s * 1024) in 16 bits
@@ -44,6 +46,7 @@ class Encoded:
     quality: int = 0          # JPEG quality factor
     lmbda: float = 0.0        # neural λ_rate (informs thresholding at the receiver)
     scale_q: int = 0          # neural latent scale, round(s * 1024)
+    weights_id: int = 0       # neural: fingerprint of the codec weights that made it (0: unknown)
     extra: dict = field(default_factory=dict)
 
     @property
@@ -55,7 +58,7 @@ class Encoded:
 def _params(enc: Encoded) -> bytes:
     if enc.codec == "jpeg":
         return struct.pack(">B", enc.quality)
-    return struct.pack(">fH", enc.lmbda, enc.scale_q)
+    return struct.pack(">fHI", enc.lmbda, enc.scale_q, enc.weights_id)
 
 
 def pack(enc: Encoded) -> bytes:
@@ -64,6 +67,8 @@ def pack(enc: Encoded) -> bytes:
         raise BitstreamError(f"Unknown codec {enc.codec!r}.")
     if not (0 < enc.width < 65536 and 0 < enc.height < 65536):
         raise BitstreamError("Image sides must be between 1 and 65535 pixels.")
+    if not 0 <= enc.weights_id < 2 ** 32:
+        raise BitstreamError("The weights id must fit in 32 bits.")
     if len(enc.chunks) > MAX_CHUNKS:
         raise BitstreamError("Too many payload chunks.")
     params = _params(enc)
@@ -97,8 +102,9 @@ def parse(data: bytes) -> Encoded:
     _, version, codec_id, width, height, nparams = _HEAD.unpack_from(body, 0)
     if zlib.crc32(body) & 0xFFFFFFFF != crc:
         raise BitstreamError("The bitstream is corrupted or truncated (checksum mismatch).")
-    if version != VERSION:
-        raise BitstreamError(f"Unsupported bitstream version {version} (this reader knows {VERSION}).")
+    if version not in READABLE_VERSIONS:
+        raise BitstreamError(f"Unsupported bitstream version {version} (this reader knows "
+                             f"{', '.join(map(str, READABLE_VERSIONS))}).")
     if codec_id not in CODEC_NAMES:
         raise BitstreamError(f"Unknown codec id {codec_id} in the bitstream.")
     if width == 0 or height == 0:
@@ -111,9 +117,10 @@ def parse(data: bytes) -> Encoded:
             raise BitstreamError("Bad JPEG parameters in the bitstream.")
         enc.quality = params[0]
     else:
-        if nparams != 6:
+        if nparams != (6 if version == 1 else 10):
             raise BitstreamError("Bad neural-codec parameters in the bitstream.")
-        enc.lmbda, enc.scale_q = struct.unpack(">fH", params)
+        enc.lmbda, enc.scale_q = struct.unpack(">fH", params[:6])
+        enc.weights_id = struct.unpack(">I", params[6:])[0] if version > 1 else 0
         if not (LMBDA_MIN * 0.999 <= enc.lmbda <= LMBDA_MAX * 1.001) or enc.scale_q == 0:
             raise BitstreamError("Bad neural-codec parameters in the bitstream.")
     (nchunks,), pos = struct.unpack(">B", _take(body, pos, 1)[0]), pos + 1

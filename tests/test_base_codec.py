@@ -85,6 +85,22 @@ def test_neural_truncated_payload_is_bitstream_error():
         codec.decompress(enc)
 
 
+def test_file_from_other_codec_weights_is_refused(tmp_path):
+    """Decoding with weights other than the encoder's would give a wrong image silently: refuse it."""
+    from dirac_demo.weights import export_codec, load_codec
+    codec = tiny_codec()
+    export_codec(codec, tmp_path / "c", {})
+    codec = load_codec(tmp_path / "c")        # (exports round parameters to fp16, so its own id)
+    assert load_codec(tmp_path / "c").weights_id() == codec.weights_id() != 0   # stable across loads
+    enc = bitstream.parse(bitstream.pack(codec.compress(torch.rand(1, 3, 64, 64), 0.0016)))
+    assert enc.weights_id == codec.weights_id()
+    other = tiny_codec(seed=1)
+    with pytest.raises(BitstreamError, match="other neural-codec weights"):
+        other.decompress(enc)
+    enc.weights_id = 0                  # a version-1 file records no id: decoded as before, unchecked
+    assert other.decompress(enc).shape == (1, 3, 64, 64)
+
+
 def test_bf16_training_forward_keeps_entropy_model_in_fp32():
     """bf16 autocast covers only g_a/g_s: rate terms stay fp32 and match the fp32 pass closely."""
     codec = tiny_codec()

@@ -9,14 +9,15 @@ from dirac_demo.bitstream import Encoded, pack, parse
 from dirac_demo.errors import BitstreamError, DiracError
 
 JPEG = Encoded(codec="jpeg", width=96, height=72, chunks=[b"\xff\xd8payload\xff\xd9"], quality=10)
-NEURAL = Encoded(codec="neural", width=67, height=45, chunks=[b"yyyy", b"zz"], lmbda=0.0016, scale_q=1024)
+NEURAL = Encoded(codec="neural", width=67, height=45, chunks=[b"yyyy", b"zz"], lmbda=0.0016, scale_q=1024,
+                 weights_id=0x1234ABCD)
 
 
 @pytest.mark.parametrize("enc", [JPEG, NEURAL])
 def test_roundtrip(enc):
     out = parse(pack(enc))
     assert (out.codec, out.width, out.height, out.chunks) == (enc.codec, enc.width, enc.height, enc.chunks)
-    assert out.quality == enc.quality and out.scale_q == enc.scale_q
+    assert out.quality == enc.quality and out.scale_q == enc.scale_q and out.weights_id == enc.weights_id
     assert out.lmbda == pytest.approx(enc.lmbda, rel=1e-7)
 
 
@@ -41,6 +42,22 @@ def test_empty_foreign_truncated_corrupted():
 
 def _with_crc(body: bytes) -> bytes:
     return body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
+
+
+def test_version_1_files_still_parse():
+    """Version 1 wrote the neural parameters without the weights id: such files read with id 0 (unchecked)."""
+    body = bytearray(pack(NEURAL)[:-4])
+    assert body[4] == 2 and struct.unpack_from(">H", body, 10)[0] == 10
+    body[4] = 1
+    body[10:12] = struct.pack(">H", 6)
+    del body[12 + 6:12 + 10]          # drop the weights id
+    out = parse(_with_crc(bytes(body)))
+    assert (out.scale_q, out.chunks, out.weights_id) == (NEURAL.scale_q, NEURAL.chunks, 0)
+    body[4] = 2                        # the same 6-byte block is malformed in a version-2 file
+    with pytest.raises(BitstreamError, match="neural-codec parameters"):
+        parse(_with_crc(bytes(body)))
+    with pytest.raises(BitstreamError, match="32 bits"):
+        pack(Encoded(**{**NEURAL.__dict__, "weights_id": 2 ** 32}))
 
 
 def test_structurally_bad_but_valid_checksum():
