@@ -2,6 +2,8 @@
 
 ``codec``: fp16 safetensors with entropy-coder tables rebuilt (``update()``) from the fp16 weights.
 ``dirac``: the EMA weights of a diffusion checkpoint, plus the threshold table if given.
+``table``: replace the threshold table of an exported DIRAC model (``--out``) by ``--thresholds``,
+weights untouched: what a new codec needs when codec+DIRAC is not retrained.
 Training facts (steps, wall-clock, hardware) are copied into the JSON for the model card.
 """
 from __future__ import annotations
@@ -30,11 +32,27 @@ def _facts(ckpt: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m dirac_demo.export", description=__doc__)
-    p.add_argument("kind", choices=["codec", "dirac"])
-    p.add_argument("--ckpt", required=True, help="training checkpoint.pt")
+    p.add_argument("kind", choices=["codec", "dirac", "table"])
+    p.add_argument("--ckpt", help="training checkpoint.pt (codec, dirac)")
     p.add_argument("--out", required=True, help="output prefix, e.g. assets/dirac_jpeg")
     p.add_argument("--thresholds", default=None, help="JSON file {lambda: theta} (dirac, neural base)")
     args = p.parse_args(argv)
+    table = None
+    if args.thresholds:
+        table = {float(k): float(v) for k, v in json.loads(Path(args.thresholds).read_text()).items()}
+    if args.kind == "table":
+        if table is None:
+            p.error("table needs --thresholds")
+        js = Path(args.out).with_suffix(".json")
+        meta = json.loads(js.read_text()) if js.exists() else {}
+        if meta.get("kind") != "dirac":
+            p.error(f"{js} is not an exported DIRAC model")
+        meta["thresholds"] = {f"{k:.6g}": round(v, 6) for k, v in sorted(table.items())}
+        js.write_text(json.dumps(meta, indent=2))
+        print(f"wrote the threshold table ({len(table)} rates) into {js}")
+        return 0
+    if not args.ckpt:
+        p.error(f"{args.kind} needs --ckpt")
     ckpt = torch.load(args.ckpt, map_location="cpu", weights_only=False)
     if args.kind == "codec":
         codec = NeuralCodec(CodecConfig(**ckpt["config"]))
@@ -43,9 +61,6 @@ def main(argv: list[str] | None = None) -> int:
     else:
         net = ResidualUNet(UNetConfig(**ckpt["config"]))
         net.load_state_dict(ckpt["ema"])
-        table = None
-        if args.thresholds:
-            table = {float(k): float(v) for k, v in json.loads(Path(args.thresholds).read_text()).items()}
         export_dirac(net, args.out, _facts(ckpt), table)
     print(f"wrote {args.out}.safetensors and {args.out}.json (step {ckpt['step']})")
     return 0

@@ -151,6 +151,14 @@ def test_train_codec_then_neural_dirac_and_thresholds(data_dir, tmp_path):
     assert export.main(["dirac", "--ckpt", str(out / "checkpoint.pt"), "--out", str(tmp_path / "dirac_neural"),
                         "--thresholds", str(table_path)]) == 0
     assert load_dirac(tmp_path / "dirac_neural").thresholds.keys() == table.keys()
+    # a new codec without retraining codec+DIRAC: only the table in the JSON changes
+    weights = (tmp_path / "dirac_neural.safetensors").read_bytes()
+    (tmp_path / "t2.json").write_text(json.dumps({"0.001": 0.25, "0.01": 0.5}))
+    assert export.main(["table", "--thresholds", str(tmp_path / "t2.json"), "--out", str(tmp_path / "dirac_neural")]) == 0
+    assert load_dirac(tmp_path / "dirac_neural").thresholds == {0.001: 0.25, 0.01: 0.5}
+    assert (tmp_path / "dirac_neural.safetensors").read_bytes() == weights
+    with pytest.raises(SystemExit):   # not a DIRAC model: a usage error, nothing written
+        export.main(["table", "--thresholds", str(tmp_path / "t2.json"), "--out", str(tmp_path / "codec")])
 
 
 def _env():
