@@ -24,9 +24,9 @@ from dirac_demo.pipeline import StepResult
 from dirac_demo.refine import DEFAULT_ITERS as UI_REFINE_ITERS
 from dirac_demo.ui_helpers import (APP_MAX_PIXELS, DEFAULT_LOG_LMBDA, DEFAULT_QF, DEFAULT_STEPS,
                                    LOG_LMBDA_MAX, LOG_LMBDA_MIN, MAX_SEED, MAX_STEPS, RunRecord, StopFlag,
-                                   api_rate, cleanup_record, device_label, file_stem, lmbda_from_log,
-                                   missing_model_note, models_markdown, read_bitstream, receive_events,
-                                   send_events, usable_steps, whole)
+                                   api_rate, cleanup_record, device_label, file_stem, has_threshold_table,
+                                   lmbda_from_log, missing_model_note, models_markdown, read_bitstream,
+                                   receive_events, send_events, usable_steps, whole)
 
 try:   # ZeroGPU on Hugging Face Spaces: the GPU is attached only inside spaces.GPU functions
     import spaces
@@ -173,8 +173,8 @@ class DiracDemo:
         steps = (gr.update(value=0, interactive=False) if codec not in self.pipe.dirac
                  else gr.update(value=DEFAULT_STEPS, interactive=True))
         neural = gr.update(visible=not jpeg)
-        return (gr.update(visible=jpeg), neural, neural, neural, neural, steps,
-                gr.update(value=f"⚠️ {note}" if note else "", visible=bool(note)))
+        return (gr.update(visible=jpeg), neural, neural, gr.update(visible=has_threshold_table(self.pipe, codec)),
+                neural, steps, gr.update(value=f"⚠️ {note}" if note else "", visible=bool(note)))
 
     # ---- API --------------------------------------------------------------------------
     def enhance(self, image, codec="jpeg", rate=DEFAULT_QF, steps=DEFAULT_STEPS, seed=0, threshold=True,
@@ -354,7 +354,9 @@ def _codec_controls(pipe: DiracPipeline) -> dict:
                               visible=False, label="log₁₀ λ_rate",
                               info="λ_rate from 0.0004 (most bytes) to 0.016 (fewest)")
         lmbda_md = gr.Markdown(_lmbda_text(DEFAULT_LOG_LMBDA), visible=False, padding=True)
-        threshold = gr.Checkbox(True, label="Rate-dependent thresholding (Sec. 3.3)", visible=False)
+        threshold = gr.Checkbox(True, label="Rate-dependent thresholding (Sec. 3.3)",
+                                info="clip the predicted residual at θ of this rate (95 % of training residuals)",
+                                visible=has_threshold_table(pipe, "jpeg"))
         refine = gr.Checkbox(False, visible=False, elem_id="send-refine",
                              label=f"Refine the encoding ({UI_REFINE_ITERS} SGA iterations)",
                              info="smaller file at the same quality, same decoder; encoding takes "
@@ -405,7 +407,7 @@ def _receiver_tab() -> dict:
             drc = gr.File(label="Bitstream (.drc)", file_types=[".drc"], type="filepath", elem_id="rx-file")
             steps = gr.Slider(0, MAX_STEPS, value=DEFAULT_STEPS, step=1, label="DIRAC steps S (late start)")
             seed = gr.Number(0, precision=0, label="Seed", minimum=0, maximum=MAX_SEED)
-            threshold = gr.Checkbox(True, label="Rate-dependent thresholding (neural codec only)")
+            threshold = gr.Checkbox(True, label="Rate-dependent thresholding (Sec. 3.3)")
             with gr.Row():
                 run = gr.Button("Decode and enhance", variant="primary", elem_id="rx-run")
                 stop = gr.Button("Stop", variant="stop", elem_id="rx-stop")

@@ -108,6 +108,13 @@ class NeuralCodec(CompressionModel):
         self.log_alpha = nn.Parameter(torch.tensor(0.5 * math.log(LMBDA_REF)))
         self.beta = nn.Parameter(torch.tensor(-0.5))
 
+    # the sender's side: the analysis transforms and the latent-scale law (s travels in the file)
+    ENCODER_PREFIXES = ("g_a.", "h_a.", "log_alpha", "beta")
+
+    def encoder_parameter_names(self) -> set[str]:
+        """Names of the parameters only the encoder uses; the decoder never reads them."""
+        return {n for n, _ in self.named_parameters() if n.startswith(self.ENCODER_PREFIXES)}
+
     # ---- latent scaling -------------------------------------------------------------
     def scale(self, lmbda: float | torch.Tensor) -> torch.Tensor:
         """s(λ) quantised to the 16-bit grid that travels in the bitstream (straight-through)."""
@@ -160,15 +167,26 @@ class NeuralCodec(CompressionModel):
 
     # ---- real bytes -----------------------------------------------------------------
     def weights_id(self) -> int:
-        """A 32-bit fingerprint of the learnt parameters, written into every neural bitstream.
+        """A 32-bit fingerprint of the decoder's parameters, written into every neural bitstream.
 
         A payload decoded with other weights than those that encoded it gives a wrong image
         (or garbage) without any error from the entropy coder, so the receiver compares ids.
-        Only parameters enter (not CompressAI's CDF tables, which ``update()`` derives with
-        float arithmetic that may differ between machines); never 0, which means "unknown".
+        Only the parameters the decoder reads enter (g_s, h_s, the entropy bottleneck): a new
+        encoder for the same decoder (``train_codec --train encoder``) keeps the id, and the
+        files of both decode. Not CompressAI's CDF tables, which ``update()`` derives with
+        float arithmetic that may differ between machines; never 0, which means "unknown".
         """
+        return self._fingerprint(skip=self.encoder_parameter_names())
+
+    def legacy_weights_id(self) -> int:
+        """The id files written before it named the decoder only: a fingerprint of every parameter."""
+        return self._fingerprint(skip=set())
+
+    def _fingerprint(self, skip: set[str]) -> int:
         h = hashlib.sha256()
         for name, p in sorted(self.named_parameters()):
+            if name in skip:
+                continue
             h.update(name.encode())
             h.update(p.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
         return int.from_bytes(h.digest()[:4], "big") or 1
@@ -225,7 +243,7 @@ class NeuralCodec(CompressionModel):
         """Decode an :class:`Encoded` to a (1, 3, H, W) tensor in [0, 1]."""
         if len(enc.chunks) != 2:
             raise BitstreamError("A neural bitstream must hold exactly two payload chunks.")
-        if enc.weights_id and enc.weights_id != (mine := self.weights_id()):
+        if enc.weights_id and enc.weights_id not in ((mine := self.weights_id()), self.legacy_weights_id()):
             raise BitstreamError(f"This file was made with other neural-codec weights (id {enc.weights_id:08x}; "
                                  f"these are {mine:08x}): decode it with the weights that encoded it.")
         hp = -(-enc.height // self.multiple) * self.multiple

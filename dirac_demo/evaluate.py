@@ -234,7 +234,7 @@ class Evaluator:
         seconds = [v for vs in trace["seconds"].values() for v in vs]
         return {"codec": spec.codec, "rate": spec.rate, "rate_param": RATE_PARAM[spec.codec],
                 "variant": spec.variant, "num_steps": spec.steps, "eta": spec.eta, "refine": spec.refine,
-                "threshold": spec.threshold if spec.codec == "neural" else None, "clip": clip,
+                "threshold": spec.threshold if spec.codec != "webp" else None, "clip": clip,
                 "bpp": float(np.mean(bpp)), "bpp_payload": float(np.mean(bpp_payload)),
                 "seconds_compress": float(np.mean(t_comp)),
                 "seconds_per_step": float(np.mean(seconds)) if seconds else None,
@@ -272,8 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report-steps", type=int, nargs="+", default=None, help="also record these steps")
     p.add_argument("--full-steps-compare", action="store_true", help="also run S = 100 (claim 2)")
     p.add_argument("--threshold-compare", action="store_true",
-                   help="neural: also run without rate-dependent thresholding (claim 3)")
-    p.add_argument("--no-threshold", action="store_true", help="neural: disable thresholding")
+                   help="also run without rate-dependent thresholding (claim 3)")
+    p.add_argument("--no-threshold", action="store_true", help="disable rate-dependent thresholding")
     p.add_argument("--eta", type=float, default=0.0,
                    help="DDIM stochasticity in [0, 1] (0: the paper's deterministic sampler)")
     p.add_argument("--refine", type=int, default=0,
@@ -307,8 +307,8 @@ def _specs(args) -> list[PointSpec]:
         if args.full_steps_compare or args.threshold_compare:
             raise InputError("WebP is a base-only baseline: no DIRAC comparisons.")
         return [PointSpec("webp", float(r), steps=0, threshold=False) for r in rates]
-    if args.threshold_compare and (args.codec != "neural" or args.no_threshold):
-        raise InputError("--threshold-compare needs --codec neural and thresholding on.")
+    if args.threshold_compare and args.no_threshold:
+        raise InputError("--threshold-compare needs thresholding on (drop --no-threshold).")
     if not 0 <= args.steps <= NUM_RESPACED:
         raise InputError(f"--steps must be in 0..{NUM_RESPACED}, got {args.steps}.")
     check_eta(args.eta)
@@ -336,9 +336,9 @@ def _check_models(pipe: DiracPipeline, specs: list[PointSpec]) -> None:
     if any(s.steps for s in specs) and codec not in pipe.dirac:
         raise WeightsError(f"No trained DIRAC model for {codec} (assets/dirac_{codec}); use --steps 0.")
     if any(s.variant == "no_threshold" for s in specs) and not pipe.dirac[codec].thresholds:
-        raise WeightsError("The neural DIRAC model has no threshold table θ(λ), so thresholding on and "
+        raise WeightsError(f"The {codec} DIRAC model has no threshold table, so thresholding on and "
                            "off would be identical; make one with python -m dirac_demo.thresholds and "
-                           "python -m dirac_demo.export --thresholds.")
+                           "python -m dirac_demo.export table.")
 
 
 def _models_meta(pipe: DiracPipeline | None) -> dict:

@@ -232,10 +232,12 @@ class DiracPipeline:
         yield Finished(image, last, stop, steps)
 
     def clip_for(self, enc: Encoded, threshold: bool = True) -> float:
-        """The bound on r̂0: θ(λ) for the neural codec when thresholding is on (A.4), else 1."""
+        """The bound on r̂0: with thresholding on (A.4), θ at the file's rate from the model's
+        table (λ_rate for the neural codec, the quality factor for JPEG); else, or without a
+        table, 1 (the plain image range)."""
         model = self.dirac.get(enc.codec)
-        if enc.codec == "neural" and threshold and model is not None:
-            return nearest_threshold(model.thresholds, enc.lmbda) or 1.0
+        if threshold and model is not None:
+            return nearest_threshold(model.thresholds, enc.rate) or 1.0
         return 1.0
 
     def trajectory(self, base: torch.Tensor, enc: Encoded, steps: int = 20, seed: int = 0,

@@ -89,7 +89,8 @@ def ddim_sample(denoise: Denoiser, r_init: torch.Tensor, timesteps: Sequence[int
 
 
 def nearest_threshold(table: dict[float, float] | None, lmbda: float) -> float | None:
-    """θ(λ) from the rate-dependent table: the entry whose λ is nearest in log space (A.4)."""
+    """θ from the rate-dependent table (A.4): the entry whose rate (λ_rate, or JPEG's quality
+    factor) is nearest to ``lmbda`` in log space."""
     if not table:
         return None
     key = min(table, key=lambda k: abs(math.log(k) - math.log(lmbda)))

@@ -1,57 +1,88 @@
-"""Rate-dependent thresholds θ(λ) (paper A.4): ``python -m dirac_demo.thresholds --data DIR``.
+"""Rate-dependent thresholds θ (paper A.4): ``python -m dirac_demo.thresholds --data DIR``.
 
-For each of ``--num`` λ_rate values spaced log-uniformly over [0.0004, 0.016], θ is the
-value such that ``--coverage`` (95%) of the training residuals r = x − x̃ (in [−1, 1] units)
-satisfy |r| ≤ θ. The table is written as JSON and shipped inside the DIRAC model's JSON.
+θ at a rate is the value such that ``--coverage`` (95%) of the training residuals r = x − x̃
+(in [−1, 1] units) satisfy |r| ≤ θ. The rate is the base codec's own control: λ_rate for the
+neural codec (``--num`` values spaced log-uniformly over [0.0004, 0.016], as in the paper) and
+the quality factor for JPEG (every QF in 1..100: JPEG's residuals shrink with its quality just
+as the codec's do with its rate). The table is written as JSON and shipped inside the DIRAC
+model's JSON (``python -m dirac_demo.export --thresholds`` or ``export table``); the sampler
+clips r̂0 at θ of the file's rate.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from typing import Callable
 
 import numpy as np
 import torch
 
-from .base_codec import sample_lmbda
-from .data import CropSampler, to_tensor
+from .base_codec import JpegCodec, sample_lmbda
+from .data import CropSampler, heldout_images, to_tensor
 from .weights import load_codec
+
+Reconstruct = Callable[[torch.Tensor, float], torch.Tensor]
+
+
+def coverage_table(reconstruct: Reconstruct, crops: torch.Tensor, rates: list[float],
+                   coverage: float = 0.95, chunk: int = 8) -> dict[float, float]:
+    """{rate: θ} with θ the ``coverage`` quantile of |x − x̃| (×2 for [−1, 1] units) at each rate;
+    ``reconstruct(x, rate)`` is the base codec's round trip of a batch."""
+    table = {}
+    for rate in rates:
+        res = [((x - reconstruct(x, rate)) * 2.0).abs().flatten()
+               for x in torch.split(crops, chunk)]
+        r = torch.cat(res)
+        k = max(1, int(round(coverage * r.numel())))
+        table[rate] = float(r.kthvalue(k).values)
+    return table
 
 
 def threshold_table(codec, crops: torch.Tensor, num: int = 20, coverage: float = 0.95) -> dict[float, float]:
-    """{λ: θ} with θ the ``coverage`` quantile of |x − x̃| (×2 for [−1, 1] units) at each λ."""
-    table = {}
-    for u in np.linspace(0.0, 1.0, num):
-        lmbda = float(np.float32(sample_lmbda(float(u))))
-        res = []
-        for i in range(0, len(crops), 8):
-            x = crops[i:i + 8]
-            res.append(((x - codec.reconstruct(x, lmbda)) * 2.0).abs().flatten())
-        r = torch.cat(res)
-        k = max(1, int(round(coverage * r.numel())))
-        table[lmbda] = float(r.kthvalue(k).values)
-    return table
+    """{λ: θ} for the neural codec at ``num`` λ log-spaced over [λ_min, λ_max]."""
+    rates = [float(np.float32(sample_lmbda(float(u)))) for u in np.linspace(0.0, 1.0, num)]
+    return coverage_table(codec.reconstruct, crops, rates, coverage)
+
+
+def jpeg_roundtrip(x: torch.Tensor, quality: float) -> torch.Tensor:
+    """JPEG at ``quality`` and back, image by image (what the receiver's x̃ is)."""
+    jpeg = JpegCodec()
+    return torch.cat([jpeg.decompress(jpeg.compress(xi[None], int(quality))) for xi in x])
+
+
+def jpeg_threshold_table(crops: torch.Tensor, qualities: list[int] | None = None,
+                         coverage: float = 0.95) -> dict[float, float]:
+    """{quality factor: θ} for JPEG, every QF in 1..100 unless ``qualities`` is given."""
+    rates = [float(q) for q in (qualities or range(1, 101))]
+    return coverage_table(jpeg_roundtrip, crops, rates, coverage)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m dirac_demo.thresholds", description=__doc__)
-    p.add_argument("--data", required=True, help="training images (never Kodak)")
+    p.add_argument("--data", required=True, help="training images (never Kodak); the held-out files are left out")
+    p.add_argument("--base", choices=["neural", "jpeg"], default="neural", help="the base codec of the table")
     p.add_argument("--codec", default="assets/codec", help="neural codec weights prefix")
     p.add_argument("--out", required=True, help="output JSON")
     p.add_argument("--crops", type=int, default=64)
     p.add_argument("--crop", type=int, default=256)
-    p.add_argument("--num", type=int, default=20)
+    p.add_argument("--num", type=int, default=20, help="neural: how many λ values")
     p.add_argument("--coverage", type=float, default=0.95)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    codec = load_codec(args.codec)
-    crops = to_tensor(CropSampler(args.data, args.crop, seed=args.seed).batch(args.crops))
+    if not 0.0 < args.coverage <= 1.0:
+        p.error(f"--coverage must be in (0, 1], got {args.coverage}")
+    crops = to_tensor(CropSampler(args.data, args.crop, seed=args.seed,
+                                  exclude=set(heldout_images(args.data))).batch(args.crops))
     with torch.no_grad():
-        table = threshold_table(codec, crops, args.num, args.coverage)
+        if args.base == "jpeg":
+            table, name = jpeg_threshold_table(crops, coverage=args.coverage), "quality"
+        else:
+            table, name = threshold_table(load_codec(args.codec), crops, args.num, args.coverage), "lambda"
     with open(args.out, "w") as fh:
         json.dump({f"{k:.6g}": round(v, 6) for k, v in table.items()}, fh, indent=2)
     for k, v in table.items():
-        print(f"lambda {k:.6g}  theta {v:.4f}")
+        print(f"{name} {k:.6g}  theta {v:.4f}")
     return 0
 
 

@@ -41,6 +41,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--lr-end", type=float, default=None,
                    help="decay the learning rate linearly to this value at --steps (default: constant)")
     p.add_argument("--aux-lr", type=float, default=1e-3)
+    p.add_argument("--train", choices=["all", "encoder"], default="all",
+                   help="encoder: train only the sender's side (g_a, h_a, the latent-scale law) against the "
+                        "frozen decoder and entropy models, so files made before still decode (start it "
+                        "from --init weights)")
     p.add_argument("--N", type=int, default=96)
     p.add_argument("--M", type=int, default=128)
     p.add_argument("--bf16", choices=["auto", "on", "off"], default="auto",
@@ -103,10 +107,15 @@ def main(argv: list[str] | None = None) -> int:
     codec = NeuralCodec(cfg).to(device)
     if ckpt is None and args.init:
         codec.load_state_dict(init.state_dict())
-    main_params = [p for n, p in codec.named_parameters() if not n.endswith(".quantiles")]
-    aux_params = [p for n, p in codec.named_parameters() if n.endswith(".quantiles")]
+    if args.train == "encoder":
+        if ckpt is None and not args.init:
+            raise SystemExit("--train encoder fine-tunes an encoder for a trained decoder: give --init (or resume)")
+        for n, p in codec.named_parameters():
+            p.requires_grad_(n in NeuralCodec.encoder_parameter_names(codec))
+    main_params = [p for n, p in codec.named_parameters() if p.requires_grad and not n.endswith(".quantiles")]
+    aux_params = [p for n, p in codec.named_parameters() if p.requires_grad and n.endswith(".quantiles")]
     opt = torch.optim.Adam(main_params, lr=args.lr if args.lr is not None else DEFAULT_LR)
-    aux_opt = torch.optim.Adam(aux_params, lr=args.aux_lr)
+    aux_opt = torch.optim.Adam(aux_params or [torch.zeros(1, requires_grad=True)], lr=args.aux_lr)
     if ckpt:
         codec.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["opt"])
@@ -125,13 +134,14 @@ def main(argv: list[str] | None = None) -> int:
     log = CsvLog(out / "log.csv", LOG_FIELDS, resume_step=step) if rank == 0 else None
     stopper, guard = Stopper(), FiniteGuard()
     meta = {"crop": args.crop, "batch": args.batch * world, "lr": opt.param_groups[0]["lr"], "bf16": bf16,
-            "hardware": hardware(device)}
+            "hardware": hardware(device), "trained": args.train}
     decay = LinearDecay(opt, step, args.steps, args.lr_end)
     stream = (batch_stream(sampler, args.batch, args.workers, seed=args.seed + 1000 * rank + step,
                            pin=device.type == "cuda") if args.workers else None)
 
+    segment_label = meta["hardware"] + (", encoder only" if args.train == "encoder" else "")
     run = RunDir(out, rank, ckpt.get("wall_seconds", 0.0) if ckpt else init_seconds, ["loss", "val_psnr_mid", "val_bpp_mid"],
-                  history, meta["hardware"], step)
+                  history, segment_label, step)
 
     def state() -> dict:
         return {"model": unwrap(codec).state_dict(), "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
@@ -153,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         opt.step()
         aux = unwrap(codec).aux_loss()
         aux_opt.zero_grad(set_to_none=True)
-        if torch.isfinite(aux):
+        if aux_params and torch.isfinite(aux):
             aux.backward()
             aux_opt.step()
         step += 1

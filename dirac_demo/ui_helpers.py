@@ -65,6 +65,12 @@ def missing_model_note(pipe: DiracPipeline, codec: str) -> str | None:
     return None
 
 
+def has_threshold_table(pipe: DiracPipeline, codec: str) -> bool:
+    """Whether ``codec``'s DIRAC model has a rate-dependent threshold table (so the box matters)."""
+    model = pipe.dirac.get(codec)
+    return bool(model is not None and model.thresholds)
+
+
 def whole(value, name: str, high: int) -> int:
     """A control's value as an integer in 0..high, or a one-line :class:`InputError`."""
     try:

@@ -16,6 +16,7 @@ wait
 $E --codec neural --lmbda 0.0016 --steps 20 --step-every 5 --threshold-compare --limit 8 --json results/neural_threshold.json &
 $E --codec jpeg --qf 10 --steps 20 --full-steps-compare --step-every 5 --limit 4 --json results/jpeg_full.json &
 wait
+$E --codec jpeg --qf 10 --steps 20 --step-every 5 --threshold-compare --limit 8 --json results/jpeg_threshold.json
 # the neural codec with encoder-side latent refinement (SGA, 60 iterations: ~40 s per image and λ)
 python -m dirac_demo.evaluate --data $D --threads 2 --quiet --codec neural --lmbda 0.0004 0.0016 0.006 0.016 \
     --steps 0 --refine 60 --json results/neural_refined.json

@@ -156,6 +156,9 @@ def test_codec_without_dirac_model_runs_base_only(pipe, photo_path, tmp_path):
     assert steps["interactive"] is False and steps["value"] == 0 and note["visible"] is True
     assert refine["visible"] is True and demo.codec_controls("jpeg")[4]["visible"] is False
     assert demo.codec_controls("jpeg")[5]["interactive"] is True
+    # the thresholding box shows where the codec's model has a table: JPEG's (by QF) here, no neural model
+    assert _thr["visible"] is False and demo.codec_controls("jpeg")[3]["visible"] is True
+    assert app.DiracDemo(pipe, str(tmp_path)).codec_controls("neural")[3]["visible"] is True
     updates = send(demo, photo_path, codec="neural", steps=20)
     assert updates[0]["record"].total == 0 and updates[0]["record"].steps_run == 0
     assert "No trained DIRAC model for the neural codec" in updates[-1]["status"]

@@ -101,6 +101,33 @@ def test_file_from_other_codec_weights_is_refused(tmp_path):
     assert other.decompress(enc).shape == (1, 3, 64, 64)
 
 
+def test_weights_id_fingerprints_the_decoder_only():
+    """The id names what decoding needs: another encoder keeps it, any decoder-side change moves it."""
+    codec = tiny_codec()
+    ref = codec.weights_id()
+    with torch.no_grad():
+        codec.g_a[0].weight.add_(0.01)
+        codec.beta.add_(0.01)
+        assert codec.weights_id() == ref
+    for name in ("g_s.0.weight", "h_s.0.bias", "entropy_bottleneck.quantiles"):
+        other = tiny_codec()
+        with torch.no_grad():
+            dict(other.named_parameters())[name].add_(0.01)
+        assert other.weights_id() != ref, name
+
+
+def test_file_with_the_older_all_parameter_id_still_decodes():
+    """Files written before the id named the decoder only carry a fingerprint of every parameter."""
+    codec, other = tiny_codec(), tiny_codec(seed=1)
+    enc = codec.compress(torch.rand(1, 3, 64, 64), 0.0016)
+    today = codec.decompress(enc)
+    enc.weights_id = codec.legacy_weights_id()
+    assert enc.weights_id != codec.weights_id()
+    assert torch.equal(codec.decompress(enc), today)
+    with pytest.raises(BitstreamError, match="other neural-codec weights"):
+        other.decompress(enc)
+
+
 def test_bf16_training_forward_keeps_entropy_model_in_fp32():
     """bf16 autocast covers only g_a/g_s: rate terms stay fp32 and match the fp32 pass closely."""
     codec = tiny_codec()

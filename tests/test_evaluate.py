@@ -140,7 +140,7 @@ def test_evaluate_neural_comparisons_plots_and_report(data, tiny_assets, tmp_pat
 
 
 @pytest.mark.parametrize("args", [["--codec", "jpeg", "--lmbda", "0.01"],
-                                  ["--codec", "jpeg", "--threshold-compare"],
+                                  ["--codec", "jpeg", "--threshold-compare", "--no-threshold"],
                                   ["--codec", "webp", "--full-steps-compare"],
                                   ["--codec", "jpeg", "--steps", "101"],
                                   ["--codec", "jpeg", "--refine", "5"],

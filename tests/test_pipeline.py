@@ -80,7 +80,9 @@ def test_rate_dependent_thresholding(pipe, photo, monkeypatch):
     _events(pipe.run(photo, "neural", 0.012, steps=1))
     _events(pipe.run(photo, "neural", 0.012, steps=1, threshold=False))
     _events(pipe.run(photo, "jpeg", 10, steps=1))
-    assert seen == [0.05, 0.2, 1.0, 1.0]
+    _events(pipe.run(photo, "jpeg", 30, steps=1))            # nearest in log space: QF 50
+    _events(pipe.run(photo, "jpeg", 90, steps=1, threshold=False))
+    assert seen == [0.05, 0.2, 1.0, 0.25, 0.1, 1.0]
 
 
 def test_tiling_blends_to_the_untiled_result(tiny_assets, monkeypatch):

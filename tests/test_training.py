@@ -161,6 +161,22 @@ def test_train_codec_then_neural_dirac_and_thresholds(data_dir, tmp_path):
         export.main(["table", "--thresholds", str(tmp_path / "t2.json"), "--out", str(tmp_path / "codec")])
 
 
+def test_jpeg_threshold_table_by_quality_factor(data_dir, tmp_path):
+    """JPEG's table (A.4 with the quality factor as the rate): every QF, the 95% point of |x − x̃|."""
+    table_path = tmp_path / "tj.json"
+    assert thresholds.main(["--data", str(data_dir), "--base", "jpeg", "--out", str(table_path),
+                            "--crops", "3", "--crop", "64"]) == 0
+    table = {float(k): v for k, v in json.loads(table_path.read_text()).items()}
+    assert sorted(table) == [float(q) for q in range(1, 101)]
+    assert table[5.0] > table[50.0] > table[95.0] > 0          # residuals shrink as the quality rises
+    crops = torch.rand(3, 3, 64, 64)
+    for q, theta in thresholds.jpeg_threshold_table(crops, [10, 40]).items():
+        r = ((crops - thresholds.jpeg_roundtrip(crops, q)) * 2).abs()
+        assert (r <= theta).float().mean().item() == pytest.approx(0.95, abs=0.01)
+    with pytest.raises(SystemExit):
+        thresholds.main(["--data", str(data_dir), "--base", "jpeg", "--out", str(table_path), "--coverage", "0"])
+
+
 def _env():
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
     env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
@@ -314,3 +330,34 @@ def test_accum_takes_the_large_batch_step(data_dir, tmp_path):
         assert float(a["loss"]) == pytest.approx(float(b["loss"]), rel=1e-4)
     with pytest.raises(SystemExit):
         train_dirac.main(["--data", str(data_dir), "--out", str(tmp_path / "bad"), "--accum", "0"])
+
+
+def test_encoder_only_training_keeps_the_decoder_and_its_files(data_dir, tmp_path):
+    """--train encoder moves g_a, h_a and the scale law only: the decoder side stays bit-identical,
+    so the weights id (a fingerprint of the decoder) is kept and files made before still decode."""
+    from dirac_demo import bitstream
+    common = ["--data", str(data_dir), "--crop", "64", "--batch", "2", "--N", "8", "--M", "8", "--val-every", "100"]
+    with pytest.raises(SystemExit, match="--init"):
+        train_codec.main([*common, "--out", str(tmp_path / "no_init"), "--train", "encoder", "--steps", "1"])
+    assert train_codec.main([*common, "--out", str(tmp_path / "full"), "--steps", "2"]) == 0
+    export.main(["codec", "--ckpt", str(tmp_path / "full" / "checkpoint.pt"), "--out", str(tmp_path / "c")])
+    old = load_codec(tmp_path / "c")
+    x = torch.rand(1, 3, 64, 64)
+    old_file = bitstream.parse(bitstream.pack(old.compress(x, 0.0016)))
+    assert train_codec.main([*common, "--out", str(tmp_path / "enc"), "--init", str(tmp_path / "c"),
+                             "--train", "encoder", "--steps", "6", "--lr", "1e-2"]) == 0
+    ck = torch.load(tmp_path / "enc" / "checkpoint.pt", weights_only=False)
+    assert ck["step"] == 6 and ck["meta"]["trained"] == "encoder"
+    assert ck["meta"]["segments"][-1]["hardware"].endswith("encoder only")
+    export.main(["codec", "--ckpt", str(tmp_path / "enc" / "checkpoint.pt"), "--out", str(tmp_path / "e")])
+    new = load_codec(tmp_path / "e")
+    encoder = old.encoder_parameter_names()
+    assert {n.split(".")[0] for n in encoder} == {"g_a", "h_a", "log_alpha", "beta"}
+    old_p, new_p = dict(old.named_parameters()), dict(new.named_parameters())
+    assert all(torch.equal(old_p[n], new_p[n]) for n in old_p if n not in encoder)     # decoder untouched
+    assert any(not torch.equal(old_p[n], new_p[n]) for n in encoder)                  # encoder trained
+    assert new.weights_id() == old.weights_id()
+    assert torch.equal(new.decompress(old_file), old.decompress(old_file))            # old files decode
+    enc = new.compress(x, 0.0016)
+    assert (enc.scale_q, enc.chunks) != (old_file.scale_q, old_file.chunks)             # a new encoder's file
+    assert enc.weights_id == old_file.weights_id and old.decompress(enc).shape == x.shape  # the old decoder reads it
