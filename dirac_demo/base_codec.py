@@ -243,7 +243,8 @@ class NeuralCodec(CompressionModel):
         """Decode an :class:`Encoded` to a (1, 3, H, W) tensor in [0, 1]."""
         if len(enc.chunks) != 2:
             raise BitstreamError("A neural bitstream must hold exactly two payload chunks.")
-        if enc.weights_id and enc.weights_id not in ((mine := self.weights_id()), self.legacy_weights_id()):
+        mine = self.weights_id()
+        if enc.weights_id and enc.weights_id != mine and enc.weights_id != self.legacy_weights_id():
             raise BitstreamError(f"This file was made with other neural-codec weights (id {enc.weights_id:08x}; "
                                  f"these are {mine:08x}): decode it with the weights that encoded it.")
         hp = -(-enc.height // self.multiple) * self.multiple

@@ -107,15 +107,17 @@ def main(argv: list[str] | None = None) -> int:
     codec = NeuralCodec(cfg).to(device)
     if ckpt is None and args.init:
         codec.load_state_dict(init.state_dict())
-    if args.train == "encoder":
+    train_decoder = args.train == "all"     # else the decoder side (entropy models included) stays frozen
+    if not train_decoder:
         if ckpt is None and not args.init:
             raise SystemExit("--train encoder fine-tunes an encoder for a trained decoder: give --init (or resume)")
+        encoder = codec.encoder_parameter_names()
         for n, p in codec.named_parameters():
-            p.requires_grad_(n in NeuralCodec.encoder_parameter_names(codec))
+            p.requires_grad_(n in encoder)
     main_params = [p for n, p in codec.named_parameters() if p.requires_grad and not n.endswith(".quantiles")]
-    aux_params = [p for n, p in codec.named_parameters() if p.requires_grad and n.endswith(".quantiles")]
+    aux_params = [p for n, p in codec.named_parameters() if n.endswith(".quantiles")]
     opt = torch.optim.Adam(main_params, lr=args.lr if args.lr is not None else DEFAULT_LR)
-    aux_opt = torch.optim.Adam(aux_params or [torch.zeros(1, requires_grad=True)], lr=args.aux_lr)
+    aux_opt = torch.optim.Adam(aux_params, lr=args.aux_lr)
     if ckpt:
         codec.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["opt"])
@@ -139,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     stream = (batch_stream(sampler, args.batch, args.workers, seed=args.seed + 1000 * rank + step,
                            pin=device.type == "cuda") if args.workers else None)
 
-    segment_label = meta["hardware"] + (", encoder only" if args.train == "encoder" else "")
+    segment_label = meta["hardware"] + ("" if train_decoder else ", encoder only")
     run = RunDir(out, rank, ckpt.get("wall_seconds", 0.0) if ckpt else init_seconds, ["loss", "val_psnr_mid", "val_bpp_mid"],
                   history, segment_label, step)
 
@@ -163,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         opt.step()
         aux = unwrap(codec).aux_loss()
         aux_opt.zero_grad(set_to_none=True)
-        if aux_params and torch.isfinite(aux):
+        if train_decoder and torch.isfinite(aux):
             aux.backward()
             aux_opt.step()
         step += 1
