@@ -365,7 +365,8 @@ def _codec_controls(pipe: DiracPipeline) -> dict:
     note = gr.Markdown(f"⚠️ {first_note}" if first_note else "", visible=bool(first_note))
     steps = gr.Slider(0, MAX_STEPS, value=DEFAULT_STEPS if "jpeg" in pipe.dirac else 0, step=1,
                       interactive="jpeg" in pipe.dirac, label="DIRAC steps S (late start)",
-                      info="the last S of 100 respaced DDIM steps; 0 = base codec only", elem_id="send-steps")
+                      info="S late-start DDIM steps ending at t = 0, spaced as the model's card says; "
+                           "0 = base codec only", elem_id="send-steps")
     log_lmbda.change(_lmbda_text, inputs=log_lmbda, outputs=lmbda_md, queue=False, api_visibility="private",
                      show_progress="hidden")
     return dict(codec=codec, qf=qf, log_lmbda=log_lmbda, lmbda_md=lmbda_md, threshold=threshold, refine=refine,

@@ -34,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("decompress", help="decode a bitstream and enhance it with DIRAC")
     d.add_argument("bitstream")
     d.add_argument("-o", "--output", required=True, help="output PNG")
-    d.add_argument("--steps", type=int, default=20, help="late-start steps S of 100 (0: base only)")
+    d.add_argument("--steps", type=int, default=20,
+                   help="late-start steps S, at most 100, spaced as the model's JSON says (0: base only)")
     d.add_argument("--stop", type=int, default=None, help="stop after K steps (default S)")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--no-threshold", action="store_true", help="disable rate-dependent thresholding")

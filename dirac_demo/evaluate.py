@@ -5,6 +5,7 @@ Examples (the paper's claims, §5.1–5.3)::
     python -m dirac_demo.evaluate --data DIR --codec jpeg --qf 5 10 20 40 --steps 20 --json jpeg.json
     python -m dirac_demo.evaluate --data DIR --codec neural --lmbda 0.0004 0.0016 0.006 0.016 \\
         --threshold-compare --json neural.json
+    python -m dirac_demo.evaluate --data DIR --codec jpeg --qf 10 --spacing-compare --json spacing.json
     python -m dirac_demo.evaluate --data DIR --codec webp --quality 10 30 50 70 90 --json webp.json
 
 Every rate point compresses each image to real bytes, decodes the base reconstruction and runs
@@ -26,8 +27,10 @@ JSON schema (``"schema": "dirac_demo.evaluate/1"``)::
       "points": [{
         "codec": "jpeg" | "neural" | "webp", "rate": QF, λ or WebP quality,
         "rate_param": "qf" | "lmbda" | "quality",
-        "variant": "main" | "full_steps" (S = 100, claim 2) | "no_threshold" (claim 3),
+        "variant": "main" | "full_steps" (S = 100, claim 2) | "no_threshold" (claim 3)
+                   | "paper_spacing" (the paper's uniform late start instead of the model's own),
         "num_steps": S, "eta": DDIM η (0: deterministic), "threshold": bool,
+        "spacing": {"start_scale", "power"} of the late-start steps (null for WebP),
         "clip": θ used to clip r̂0 (1.0 = plain [−1, 1]),
         "bpp": mean bits per pixel of the real .drc file (WebP: the .webp file),
         "bpp_payload": the same without the .drc container (the JPEG file / the rANS strings),
@@ -67,6 +70,7 @@ from .errors import DiracError, InputError, WeightsError
 from .images import MAX_PIXELS, load_image, pil_to_tensor
 from .pipeline import NUM_RESPACED, DiracPipeline, check_eta
 from .sampler import update_angle
+from .schedule import PAPER_SPACING, Spacing
 from .swd import DEFAULT_PATCHES, SlicedWasserstein, num_levels
 
 SCHEMA = "dirac_demo.evaluate/1"
@@ -95,6 +99,7 @@ class PointSpec:
     threshold: bool = True
     eta: float = 0.0
     refine: int = 0       # neural: encoder-side latent refinement iterations (variant "refined")
+    spacing: Spacing | None = None   # None: the model's own (variant "paper_spacing": the paper's)
 
 
 def report_steps(steps: int, every: int | None = None, explicit: list[int] | None = None) -> list[int]:
@@ -205,7 +210,7 @@ class Evaluator:
         """Run the sampler on image ``i``: metrics at the reported steps, angles and times at all."""
         prev = None
         for step, image, secs in self.pipe.trajectory(base, enc, spec.steps, self.seed, spec.threshold,
-                                                         spec.eta):
+                                                         spec.eta, spec.spacing):
             k = step.index + 1
             trace["t"][k] = step.t
             trace["seconds"].setdefault(k, []).append(secs)
@@ -235,6 +240,8 @@ class Evaluator:
         return {"codec": spec.codec, "rate": spec.rate, "rate_param": RATE_PARAM[spec.codec],
                 "variant": spec.variant, "num_steps": spec.steps, "eta": spec.eta, "refine": spec.refine,
                 "threshold": spec.threshold if spec.codec != "webp" else None, "clip": clip,
+                "spacing": None if spec.codec == "webp" else
+                (spec.spacing or self.pipe.spacing_for(spec.codec)).to_dict(),
                 "bpp": float(np.mean(bpp)), "bpp_payload": float(np.mean(bpp_payload)),
                 "seconds_compress": float(np.mean(t_comp)),
                 "seconds_per_step": float(np.mean(seconds)) if seconds else None,
@@ -266,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--qf", type=int, nargs="+", help="JPEG quality factors (default 5 10 20 40)")
     p.add_argument("--lmbda", type=float, nargs="+", help="neural λ_rate values")
     p.add_argument("--quality", type=int, nargs="+", help="WebP qualities (base only, no DIRAC)")
-    p.add_argument("--steps", type=int, default=20, help="late-start DDIM steps S of 100 (0: base only)")
+    p.add_argument("--steps", type=int, default=20, help="late-start DDIM steps S, at most 100 (0: base only)")
     p.add_argument("--all-steps", action="store_true", help="record metrics after every step")
     p.add_argument("--step-every", type=int, default=None, help="record metrics every K steps")
     p.add_argument("--report-steps", type=int, nargs="+", default=None, help="also record these steps")
@@ -274,6 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold-compare", action="store_true",
                    help="also run without rate-dependent thresholding (claim 3)")
     p.add_argument("--no-threshold", action="store_true", help="disable rate-dependent thresholding")
+    p.add_argument("--spacing-compare", action="store_true",
+                   help="also run the paper's uniform late-start spacing (where the model has its own)")
     p.add_argument("--eta", type=float, default=0.0,
                    help="DDIM stochasticity in [0, 1] (0: the paper's deterministic sampler)")
     p.add_argument("--refine", type=int, default=0,
@@ -304,7 +313,7 @@ def _specs(args) -> list[PointSpec]:
                              f"is for the {codec} codec, not {args.codec}.")
     rates = given[args.codec] or DEFAULT_RATES[args.codec]
     if args.codec == "webp":
-        if args.full_steps_compare or args.threshold_compare:
+        if args.full_steps_compare or args.threshold_compare or args.spacing_compare:
             raise InputError("WebP is a base-only baseline: no DIRAC comparisons.")
         return [PointSpec("webp", float(r), steps=0, threshold=False) for r in rates]
     if args.threshold_compare and args.no_threshold:
@@ -316,7 +325,7 @@ def _specs(args) -> list[PointSpec]:
         raise InputError("--refine is for the neural codec.")
     if not 0 <= args.refine <= MAX_REFINE:
         raise InputError(f"--refine must be in 0..{MAX_REFINE}, got {args.refine}.")
-    if args.refine and (args.full_steps_compare or args.threshold_compare):
+    if args.refine and (args.full_steps_compare or args.threshold_compare or args.spacing_compare):
         raise InputError("--refine makes its own variant; run the comparisons without it.")
     specs, th, eta = [], not args.no_threshold, args.eta
     main = "refined" if args.refine else "main"
@@ -326,6 +335,9 @@ def _specs(args) -> list[PointSpec]:
             specs.append(PointSpec(args.codec, float(r), "full_steps", NUM_RESPACED, th, eta))
         if args.threshold_compare:
             specs.append(PointSpec(args.codec, float(r), "no_threshold", args.steps, False, eta))
+        if args.spacing_compare:
+            specs.append(PointSpec(args.codec, float(r), "paper_spacing", args.steps, th, eta,
+                                   spacing=PAPER_SPACING))
     return specs
 
 
@@ -339,6 +351,9 @@ def _check_models(pipe: DiracPipeline, specs: list[PointSpec]) -> None:
         raise WeightsError(f"The {codec} DIRAC model has no threshold table, so thresholding on and "
                            "off would be identical; make one with python -m dirac_demo.thresholds and "
                            "python -m dirac_demo.export table.")
+    if any(s.variant == "paper_spacing" for s in specs) and pipe.spacing_for(codec).is_paper:
+        raise WeightsError(f"The {codec} DIRAC model already samples with the paper's spacing, so the "
+                           "comparison would be identical; set one with python -m dirac_demo.export sampler.")
 
 
 def _models_meta(pipe: DiracPipeline | None) -> dict:

@@ -4,6 +4,8 @@
 ``dirac``: the EMA weights of a diffusion checkpoint, plus the threshold table if given.
 ``table``: replace the threshold table of an exported DIRAC model (``--out``) by ``--thresholds``,
 weights untouched: what a new codec needs when codec+DIRAC is not retrained.
+``sampler``: set the late-start spacing an exported DIRAC model samples with (``--start-scale``,
+``--power``; see :class:`dirac_demo.schedule.Spacing`), weights untouched; 1 and 1 is the paper's.
 Training facts (steps, wall-clock, hardware) are copied into the JSON for the model card.
 """
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 import torch
 
 from .base_codec import CodecConfig, NeuralCodec
+from .schedule import Spacing
 from .unet import ResidualUNet, UNetConfig
 from .weights import export_codec, export_dirac
 
@@ -32,24 +35,38 @@ def _facts(ckpt: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m dirac_demo.export", description=__doc__)
-    p.add_argument("kind", choices=["codec", "dirac", "table"])
+    p.add_argument("kind", choices=["codec", "dirac", "table", "sampler"])
     p.add_argument("--ckpt", help="training checkpoint.pt (codec, dirac)")
     p.add_argument("--out", required=True, help="output prefix, e.g. assets/dirac_jpeg")
     p.add_argument("--thresholds", default=None, help="JSON file {lambda: theta} (dirac, neural base)")
+    p.add_argument("--start-scale", type=float, default=1.0, help="sampler: t_start over the paper's")
+    p.add_argument("--power", type=float, default=1.0, help="sampler: spacing exponent (2: DDIM's quad)")
+    p.add_argument("--chosen-on", default=None, help="sampler: where the spacing was chosen, for the card")
     args = p.parse_args(argv)
     table = None
     if args.thresholds:
         table = {float(k): float(v) for k, v in json.loads(Path(args.thresholds).read_text()).items()}
-    if args.kind == "table":
-        if table is None:
-            p.error("table needs --thresholds")
+    if args.kind in ("table", "sampler"):
         js = Path(args.out).with_suffix(".json")
         meta = json.loads(js.read_text()) if js.exists() else {}
         if meta.get("kind") != "dirac":
             p.error(f"{js} is not an exported DIRAC model")
-        meta["thresholds"] = {f"{k:.6g}": round(v, 6) for k, v in sorted(table.items())}
+        if args.kind == "table":
+            if table is None:
+                p.error("table needs --thresholds")
+            meta["thresholds"] = {f"{k:.6g}": round(v, 6) for k, v in sorted(table.items())}
+            done = f"the threshold table ({len(table)} rates)"
+        else:
+            try:
+                spacing = Spacing(args.start_scale, args.power)
+            except ValueError as exc:
+                p.error(str(exc))
+            meta.pop("sampler", None)
+            if not spacing.is_paper:
+                meta["sampler"] = {**spacing.to_dict(), **({"chosen_on": args.chosen_on} if args.chosen_on else {})}
+            done = f"the sampler spacing ({spacing.describe()})"
         js.write_text(json.dumps(meta, indent=2))
-        print(f"wrote the threshold table ({len(table)} rates) into {js}")
+        print(f"wrote {done} into {js}")
         return 0
     if not args.ckpt:
         p.error(f"{args.kind} needs --ckpt")

@@ -19,7 +19,7 @@ from .errors import BitstreamError, InputError, WeightsError
 from .images import MAX_PIXELS, ImageLike, from_signed, load_image, pad_to_multiple, pil_to_tensor, to_signed
 from .metrics import ms_ssim, psnr
 from .sampler import Step, ddim_sample, late_start_noise, nearest_threshold
-from .schedule import Schedule, late_start_timesteps
+from .schedule import Schedule, Spacing
 from .weights import DiracModel, load_codec, load_dirac, resolve
 
 NUM_RESPACED = 100
@@ -240,16 +240,24 @@ class DiracPipeline:
             return nearest_threshold(model.thresholds, enc.rate) or 1.0
         return 1.0
 
+    def spacing_for(self, codec: str) -> Spacing:
+        """Where the late-start steps sit for ``codec``: its model's own spacing (JSON ``"sampler"``)."""
+        model = self.dirac.get(codec)
+        return model.spacing if model is not None else Spacing()
+
     def trajectory(self, base: torch.Tensor, enc: Encoded, steps: int = 20, seed: int = 0,
-                   threshold: bool = True, eta: float = 0.0) -> Iterator[tuple[Step, torch.Tensor, float]]:
+                   threshold: bool = True, eta: float = 0.0,
+                   spacing: Spacing | None = None) -> Iterator[tuple[Step, torch.Tensor, float]]:
         """The sampler itself: ``(Step, image, seconds)`` per DDIM step, Step holding r_t and r̂0(t).
 
-        ``seconds`` covers the network call and the update, not the caller's metrics.
+        ``spacing`` defaults to the model's own (:meth:`spacing_for`). ``seconds`` covers the
+        network call and the update, not the caller's metrics.
         """
         model = self.dirac.get(enc.codec)
         if model is None:
             raise WeightsError(f"No trained DIRAC model for the {enc.codec} codec is loaded.")
-        ts = late_start_timesteps(steps, NUM_RESPACED, self.schedule.num_timesteps)
+        spacing = model.spacing if spacing is None else spacing
+        ts = spacing.timesteps(steps, NUM_RESPACED, self.schedule.num_timesteps)
         gen = torch.Generator().manual_seed(int(seed))
         xb = to_signed(base).to(self.device)
         r = late_start_noise(xb.shape, int(ts[0]), self.schedule, gen, self.device)

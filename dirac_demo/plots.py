@@ -21,7 +21,7 @@ from .pipeline import NUM_RESPACED  # noqa: E402
 
 CODEC_LABEL = {"jpeg": "JPEG", "neural": "Neural", "webp": "WebP"}
 CODEC_COLOR = {"jpeg": "tab:blue", "neural": "tab:red", "webp": "tab:gray"}
-VARIANT_STYLE = {"main": "-", "full_steps": "--", "no_threshold": ":", "refined": "-."}
+VARIANT_STYLE = {"main": "-", "full_steps": "--", "no_threshold": ":", "refined": "-.", "paper_spacing": (0, (1, 3))}
 
 
 def load(paths: list[str | Path]) -> list[dict]:
@@ -120,7 +120,7 @@ def traversal_plot(docs: list[dict], codec: str, out: Path) -> Path | None:
         color = cmap(rates.index(p["rate"]) / max(1, len(rates) - 1))
         style = dict(color=color, ls=VARIANT_STYLE.get(p["variant"], "-"))
         label = f"{p['rate_param']}={p['rate']:g} S={p['num_steps']}" + (
-            " no θ" if p["variant"] == "no_threshold" else "")
+            " no θ" if p["variant"] == "no_threshold" else " paper spacing" if p["variant"] == "paper_spacing" else "")
         curv = p["curvature"]
         if curv:
             axes[0].plot([_abs_step(p, c["step"]) for c in curv], [c["angle_deg"] for c in curv],

@@ -17,6 +17,7 @@ from safetensors.torch import load_file, save_file
 
 from .base_codec import CodecConfig, NeuralCodec
 from .errors import WeightsError
+from .schedule import Spacing
 from .unet import ResidualUNet, UNetConfig
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -26,11 +27,13 @@ NAMES = {"codec": "codec", "jpeg": "dirac_jpeg", "neural": "dirac_neural"}
 
 @dataclass
 class DiracModel:
-    """A trained residual diffusion network with its threshold table θ(λ) and metadata."""
+    """A trained residual diffusion network with its threshold table θ(λ), its sampler spacing
+    (the JSON's ``"sampler"`` entry; the paper's uniform late start when absent) and metadata."""
 
     net: ResidualUNet
     thresholds: dict[float, float] | None = None
     meta: dict = field(default_factory=dict)
+    spacing: Spacing = field(default_factory=Spacing)
 
 
 def _prefix(path: str | os.PathLike) -> Path:
@@ -113,7 +116,11 @@ def load_dirac(path: str | os.PathLike) -> DiracModel:
     _load_into(net, tensors, prefix)
     table = meta.get("thresholds")
     thresholds = {float(k): float(v) for k, v in table.items()} if table else None
-    return DiracModel(net.eval(), thresholds, meta)
+    try:
+        spacing = Spacing.from_meta(meta.get("sampler"))
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise WeightsError(f"{prefix.with_suffix('.json')}: bad \"sampler\" entry ({exc}).") from exc
+    return DiracModel(net.eval(), thresholds, meta, spacing)
 
 
 def _half_floats(module: torch.nn.Module) -> dict:

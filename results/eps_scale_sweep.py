@@ -23,7 +23,7 @@ import dirac_demo.sampler as sampler
 from dirac_demo.metrics import psnr
 from dirac_demo.schedule import Schedule
 from dirac_demo.swd import swd
-from heldout import compress_heldout   # results/heldout.py
+from heldout import compress_heldout, parse_spacing, run_steps   # results/heldout.py
 
 
 @contextmanager
@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--k", default=["0:0", "0.005:0", "0.01:0", "0.02:0", "-0.005:0", "0.01:1", "0.02:2"],
                     nargs="+", help="k:p pairs")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--spacing", type=parse_spacing, default=None,
+                    help="late-start spacing SCALE:POWER (default: the model's own; 1:1 is the paper's)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     pipe, originals, comps = compress_heldout(args.data, args.codec, args.rate)
@@ -64,16 +66,10 @@ def main(argv: list[str] | None = None) -> None:
     for kp in args.k:
         k, p = (float(v) for v in kp.split(":"))
         t0 = time.time()
-        first, last, final = [], [], []
         with eps_scaling(k, p):
-            for c, x in zip(comps, originals):
-                for i, (_, image, _) in enumerate(pipe.trajectory(c.base, c.encoded, 20, 0, True)):
-                    if i == 0:
-                        first.append(psnr(image, x))
-                last.append(psnr(image, x))
-                final.append(image)
+            first, last, _, final = run_steps(pipe, comps, originals, 20, spacing=args.spacing)
         s = swd(originals, final)
-        print(f"k {k:+.3f} p {p:g}: first {sum(first) / n - base:+.3f} dB, last {sum(last) / n - base:+.3f} dB, "
+        print(f"k {k:+.3f} p {p:g}: first {first - base:+.3f} dB, last {last - base:+.3f} dB, "
               f"SWD {s.mean:.2f} = {s.mean / b.mean:.3f}x base (levels {[round(v, 1) for v in s.levels]}) "
               f"{time.time() - t0:.0f} s", flush=True)
 

@@ -15,7 +15,7 @@ import torch
 
 from dirac_demo.metrics import psnr
 from dirac_demo.swd import swd
-from heldout import compress_heldout   # results/heldout.py
+from heldout import compress_heldout, parse_spacing, run_steps   # results/heldout.py
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -26,6 +26,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--eta", type=float, nargs="+", default=[0.0, 0.5, 1.0])
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--spacing", type=parse_spacing, default=None,
+                    help="late-start spacing SCALE:POWER (default: the model's own; 1:1 is the paper's)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     pipe, originals, comps = compress_heldout(args.data, args.codec, args.rate)
@@ -36,16 +38,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'eta':>5} {'PSNR 1':>7} {f'PSNR {args.steps}':>8} {f'SWD {mid}':>7} {f'SWD {args.steps}':>7} {'s':>5}")
     for eta in args.eta:
         t0 = time.time()
-        first, last, middle, final = [], [], [], []
-        for c, x in zip(comps, originals):
-            for k, (_, image, _) in enumerate(pipe.trajectory(c.base, c.encoded, args.steps, 0, True, eta)):
-                if k == 0:
-                    first.append(psnr(image, x))
-                if k + 1 == mid:
-                    middle.append(image)
-            last.append(psnr(image, x))
-            final.append(image)
-        print(f"{eta:>5g} {sum(first) / n:>7.2f} {sum(last) / n:>8.2f} {swd(originals, middle).mean:>7.2f} "
+        first, last, middle, final = run_steps(pipe, comps, originals, args.steps, mid, eta=eta,
+                                               spacing=args.spacing)
+        print(f"{eta:>5g} {first:>7.2f} {last:>8.2f} {swd(originals, middle).mean:>7.2f} "
               f"{swd(originals, final).mean:>7.2f} {time.time() - t0:>5.0f}", flush=True)
 
 

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from dirac_demo.data import heldout_images
+from dirac_demo.metrics import psnr
+from dirac_demo.schedule import Spacing
 from dirac_demo.pipeline import DiracPipeline
 
 
@@ -14,3 +16,25 @@ def compress_heldout(data: str, codec: str, rate: float):
         originals.append(x)
         comps.append(comp)
     return pipe, originals, comps
+
+
+def run_steps(pipe, comps, originals, steps: int = 20, middle: int | None = None, **trajectory_kw):
+    """Sample every held-out image: mean PSNR after the first and the last step, and the images
+    after step ``middle`` (if given) and the last, for SWD against ``originals``."""
+    first, last, mids, final = [], [], [], []
+    for c, x in zip(comps, originals):
+        for k, (_, image, _) in enumerate(pipe.trajectory(c.base, c.encoded, steps, 0, True, **trajectory_kw)):
+            if k == 0:
+                first.append(psnr(image, x))
+            if middle is not None and k + 1 == middle:
+                mids.append(image)
+        last.append(psnr(image, x))
+        final.append(image)
+    n = len(comps)
+    return sum(first) / n, sum(last) / n, mids, final
+
+
+def parse_spacing(text: str) -> Spacing:
+    """``SCALE:POWER`` on the command line, e.g. ``1:1`` (the paper's late start) or ``2:2``."""
+    scale, power = text.split(":")
+    return Spacing(float(scale), float(power))

@@ -227,3 +227,31 @@ def test_cpu_bf16_runs_the_network_in_bf16_and_matches_fp32(tiny_assets, photo):
     for ea, eb in zip(a[1:5], b[1:5]):
         assert abs(ea.psnr - eb.psnr) < 0.1
     assert (a[-1].image - b[-1].image).abs().max() < 0.03
+
+
+def test_model_spacing_sets_the_sampled_timesteps(tiny_assets, tmp_path, photo):
+    """A model JSON's "sampler" entry moves the late-start steps; the paper's stays the default."""
+    import shutil
+
+    from dirac_demo import export
+    from dirac_demo.schedule import Spacing
+    shutil.copytree(tiny_assets, tmp_path / "a")
+    assert export.main(["sampler", "--out", str(tmp_path / "a" / "dirac_jpeg"), "--start-scale", "1.5",
+                        "--power", "2"]) == 0
+    own = DiracPipeline.from_pretrained(str(tmp_path / "a"), device="cpu", precision="fp32")
+    paper = DiracPipeline.from_pretrained(str(tiny_assets), device="cpu", precision="fp32")
+
+    def ts(p, codec):
+        rate = 10 if codec == "jpeg" else 0.004
+        return [e.t for e in p.run(photo, codec, rate, steps=20) if isinstance(e, StepResult)]
+
+    assert ts(own, "jpeg") == list(Spacing(1.5, 2.0).timesteps(20)) and ts(own, "jpeg")[0] == 285
+    assert ts(paper, "jpeg") == list(range(190, -1, -10))
+    assert ts(own, "neural") == list(range(190, -1, -10))              # only the JPEG model changed
+    comp, _ = own.compress(photo, "jpeg", 10)
+    walk = lambda sp: [s.t for s, _, _ in own.trajectory(comp.base, comp.encoded, 5, 0, True, 0.0, sp)]  # noqa: E731
+    assert walk(None) == [60, 34, 15, 4, 0] and walk(Spacing()) == [40, 30, 20, 10, 0]
+    # receiver side uses the same model spacing, so sender and receiver agree bit for bit
+    sent = _events(own.run(photo, "jpeg", 10, steps=4, seed=3))
+    got = _events(own.run_bitstream(sent[0].bitstream, steps=4, seed=3))
+    assert torch.equal(got[-1].image, sent[-1].image)

@@ -88,3 +88,35 @@ def test_fp16_export_keeps_the_likelihood_bound(tmp_path):
     x = torch.rand(1, 3, 64, 64) * 40 - 20                 # far out of range: likelihoods underflow
     out = codec(x, 0.0004)
     assert all(torch.isfinite(torch.log(l)).all() for l in out["likelihoods"].values())
+
+
+def test_sampler_spacing_export_load_and_reset(tiny_assets, tmp_path, capsys):
+    from dirac_demo import export
+    from dirac_demo.schedule import Spacing
+    shutil.copytree(tiny_assets, tmp_path / "a")
+    prefix = tmp_path / "a" / "dirac_jpeg"
+    assert load_dirac(prefix).spacing == Spacing()                 # no "sampler" entry: the paper's
+    before = json.loads(prefix.with_suffix(".json").read_text())
+    assert export.main(["sampler", "--out", str(prefix), "--start-scale", "1.5", "--power", "2",
+                        "--chosen-on", "held-out crops"]) == 0
+    assert "power 2" in capsys.readouterr().out
+    meta = json.loads(prefix.with_suffix(".json").read_text())
+    assert meta["sampler"] == {"start_scale": 1.5, "power": 2.0, "chosen_on": "held-out crops"}
+    assert {k: v for k, v in meta.items() if k != "sampler"} == before      # nothing else touched
+    m = load_dirac(prefix)
+    assert m.spacing == Spacing(1.5, 2.0) and m.thresholds == {5.0: 0.3, 10.0: 0.25, 50.0: 0.1}
+    assert export.main(["sampler", "--out", str(prefix)]) == 0             # 1 and 1: back to the paper's
+    assert "sampler" not in json.loads(prefix.with_suffix(".json").read_text())
+    with pytest.raises(SystemExit):
+        export.main(["sampler", "--out", str(prefix), "--power", "0.5"])
+    with pytest.raises(SystemExit):
+        export.main(["sampler", "--out", str(tmp_path / "a" / "codec")])    # not a DIRAC model
+
+
+@pytest.mark.parametrize("entry", [{"power": 9}, {"start_scale": "x"}, [1, 2]])
+def test_bad_sampler_entry_is_a_clear_error(tiny_assets, tmp_path, entry):
+    shutil.copytree(tiny_assets, tmp_path / "a")
+    js = tmp_path / "a" / "dirac_neural.json"
+    js.write_text(json.dumps(dict(json.loads(js.read_text()), sampler=entry)))
+    with pytest.raises(WeightsError, match="sampler"):
+        load_dirac(tmp_path / "a" / "dirac_neural")
