@@ -20,6 +20,7 @@ import numpy as np
 
 from .metrics import bd_psnr, bd_rate
 from .plots import CODEC_LABEL, curves, load, points
+from .schedule import Spacing
 
 OPTIONAL = (("lpips", "LPIPS"), ("fid", "FID/256"), ("kid", "KID/256"))
 
@@ -123,9 +124,8 @@ def claim3(pts: list[dict]) -> str | None:
 
 
 def _spacing(p: dict) -> str:
-    sp = p.get("spacing") or {}
-    scale, power = sp.get("start_scale", 1.0), sp.get("power", 1.0)
-    return "paper (uniform)" if scale == 1.0 and power == 1.0 else f"×{scale:g} start, power {power:g}"
+    sp = Spacing.from_meta(p.get("spacing"))
+    return "paper (uniform)" if sp.is_paper else f"×{sp.start_scale:g} start, power {sp.power:g}"
 
 
 def claim5(pts: list[dict]) -> str | None:

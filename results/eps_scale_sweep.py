@@ -20,10 +20,9 @@ import numpy as np
 import torch
 
 import dirac_demo.sampler as sampler
-from dirac_demo.metrics import psnr
 from dirac_demo.schedule import Schedule
 from dirac_demo.swd import swd
-from heldout import compress_heldout, parse_spacing, run_steps   # results/heldout.py
+from heldout import base_stats, compress_heldout, parse_spacing, run_steps   # results/heldout.py
 
 
 @contextmanager
@@ -59,8 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     pipe, originals, comps = compress_heldout(args.data, args.codec, args.rate)
     n = len(comps)
-    base = sum(psnr(c.base, x) for c, x in zip(comps, originals)) / n
-    b = swd(originals, [c.base for c in comps])
+    base, b = base_stats(comps, originals)
     print(f"{n} validation images, {args.codec} {args.rate:g}: base PSNR {base:.2f}, SWD {b.mean:.2f} "
           f"(levels {[round(v, 1) for v in b.levels]})")
     for kp in args.k:

@@ -13,9 +13,8 @@ import time
 
 import torch
 
-from dirac_demo.metrics import psnr
 from dirac_demo.swd import swd
-from heldout import compress_heldout, parse_spacing, run_steps   # results/heldout.py
+from heldout import base_stats, compress_heldout, parse_spacing, run_steps   # results/heldout.py
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -32,9 +31,9 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     pipe, originals, comps = compress_heldout(args.data, args.codec, args.rate)
     n, mid = len(comps), args.steps // 2
-    base_psnr = sum(psnr(c.base, x) for c, x in zip(comps, originals)) / n
+    base_psnr, base_swd = base_stats(comps, originals)
     print(f"{n} validation images, {args.codec} {args.rate:g}: base PSNR {base_psnr:.2f}, "
-          f"SWD {swd(originals, [c.base for c in comps]).mean:.2f}, floor {swd(originals, originals).mean:.2f}")
+          f"SWD {base_swd.mean:.2f}, floor {swd(originals, originals).mean:.2f}")
     print(f"{'eta':>5} {'PSNR 1':>7} {f'PSNR {args.steps}':>8} {f'SWD {mid}':>7} {f'SWD {args.steps}':>7} {'s':>5}")
     for eta in args.eta:
         t0 = time.time()

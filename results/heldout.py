@@ -4,6 +4,7 @@ from __future__ import annotations
 from dirac_demo.data import heldout_images
 from dirac_demo.metrics import psnr
 from dirac_demo.schedule import Spacing
+from dirac_demo.swd import swd
 from dirac_demo.pipeline import DiracPipeline
 
 
@@ -16,6 +17,12 @@ def compress_heldout(data: str, codec: str, rate: float):
         originals.append(x)
         comps.append(comp)
     return pipe, originals, comps
+
+
+def base_stats(comps, originals):
+    """The base codec's mean PSNR and its SWD against the originals: every sweep's reference row."""
+    return sum(psnr(c.base, x) for c, x in zip(comps, originals)) / len(comps), \
+        swd(originals, [c.base for c in comps])
 
 
 def run_steps(pipe, comps, originals, steps: int = 20, middle: int | None = None, **trajectory_kw):

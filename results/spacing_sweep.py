@@ -17,10 +17,9 @@ import time
 
 import torch
 
-from dirac_demo.metrics import psnr
 from dirac_demo.schedule import Spacing
 from dirac_demo.swd import swd
-from heldout import compress_heldout, parse_spacing, run_steps   # results/heldout.py
+from heldout import base_stats, compress_heldout, parse_spacing, run_steps   # results/heldout.py
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -36,8 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     pipe, originals, comps = compress_heldout(args.data, args.codec, args.rate)
     n = len(comps)
-    base_psnr = sum(psnr(c.base, x) for c, x in zip(comps, originals)) / n
-    base_swd = swd(originals, [c.base for c in comps])
+    base_psnr, base_swd = base_stats(comps, originals)
     print(f"{n} validation images, {args.codec} {args.rate:g}: base PSNR {base_psnr:.2f}, SWD {base_swd.mean:.2f} "
           f"(levels {' / '.join(f'{v:.1f}' for v in base_swd.levels)})")
     print(f"{'scale:power':>11} {'t_start':>7} {'ΔPSNR 1':>8} {f'ΔPSNR {args.steps}':>9} {f'SWD {args.steps}':>7} "
