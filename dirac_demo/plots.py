@@ -33,7 +33,8 @@ def points(docs: list[dict], variant: str | None = "main") -> list[dict]:
     """Rate points of the evaluation documents (copies tagged with "_doc" and "_images").
 
     With a ``variant``, a (codec, rate) evaluated in several documents appears once: from the
-    document with the most images (the first one on a tie).
+    document with the most images, then with the most recorded DIRAC steps (a base-only run
+    beside a full one), then the first.
     """
     out = []
     for n, doc in enumerate(docs):
@@ -45,7 +46,7 @@ def points(docs: list[dict], variant: str | None = "main") -> list[dict]:
     best: dict[tuple, dict] = {}
     for p in out:
         key = (p["codec"], p["rate"])
-        if key not in best or p["_images"] > best[key]["_images"]:
+        if key not in best or (p["_images"], len(p["steps"])) > (best[key]["_images"], len(best[key]["steps"])):
             best[key] = p
     return [p for p in out if best[(p["codec"], p["rate"])] is p]
 

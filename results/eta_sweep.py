@@ -37,9 +37,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'eta':>5} {'PSNR 1':>7} {f'PSNR {args.steps}':>8} {f'SWD {mid}':>7} {f'SWD {args.steps}':>7} {'s':>5}")
     for eta in args.eta:
         t0 = time.time()
-        first, last, middle, final = run_steps(pipe, comps, originals, args.steps, mid, eta=eta,
-                                               spacing=args.spacing)
-        print(f"{eta:>5g} {first:>7.2f} {last:>8.2f} {swd(originals, middle).mean:>7.2f} "
+        first, last, kept, final = run_steps(pipe, comps, originals, args.steps, (mid,), eta=eta,
+                                             spacing=args.spacing)
+        print(f"{eta:>5g} {first:>7.2f} {last:>8.2f} {swd(originals, kept[mid]).mean:>7.2f} "
               f"{swd(originals, final).mean:>7.2f} {time.time() - t0:>5.0f}", flush=True)
 
 

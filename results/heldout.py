@@ -25,20 +25,21 @@ def base_stats(comps, originals):
         swd(originals, [c.base for c in comps])
 
 
-def run_steps(pipe, comps, originals, steps: int = 20, middle: int | None = None, **trajectory_kw):
-    """Sample every held-out image: mean PSNR after the first and the last step, and the images
-    after step ``middle`` (if given) and the last, for SWD against ``originals``."""
-    first, last, mids, final = [], [], [], []
+def run_steps(pipe, comps, originals, steps: int = 20, keep: tuple[int, ...] = (), **trajectory_kw):
+    """Sample every held-out image: mean PSNR after the first and the last step, the images after
+    each step in ``keep`` (``{step: [image, ...]}``) and after the last, for SWD against ``originals``."""
+    first, last, final = [], [], []
+    kept: dict[int, list] = {k: [] for k in keep}
     for c, x in zip(comps, originals):
         for k, (_, image, _) in enumerate(pipe.trajectory(c.base, c.encoded, steps, 0, True, **trajectory_kw)):
             if k == 0:
                 first.append(psnr(image, x))
-            if middle is not None and k + 1 == middle:
-                mids.append(image)
+            if k + 1 in kept:
+                kept[k + 1].append(image)
         last.append(psnr(image, x))
         final.append(image)
     n = len(comps)
-    return sum(first) / n, sum(last) / n, mids, final
+    return sum(first) / n, sum(last) / n, kept, final
 
 
 def parse_spacing(text: str) -> Spacing:

@@ -10,16 +10,17 @@ E="python -m dirac_demo.evaluate --data $D --threads 1 --quiet"
 $E --codec webp --quality 5 10 20 30 50 70 90 --json results/webp.json &
 $E --codec neural --lmbda 0.0004 0.0008 0.0016 0.003 0.006 0.016 --steps 0 --json results/neural_base.json &
 wait
-# QF 10 (the targets' rate) beside the paper's uniform late start, on all 24 images; the other QFs alone
+# the targets' rates (QF 10, λ 0.0016) beside the paper's uniform late start, on all 24 images; the other rates alone
 $E --codec jpeg --qf 10 --steps 20 --step-every 5 --spacing-compare --json results/jpeg_spacing.json &
-$E --codec neural --lmbda 0.0004 0.0016 0.006 --steps 20 --step-every 5 --json results/neural.json &
+$E --codec neural --lmbda 0.0016 --steps 20 --step-every 5 --spacing-compare --json results/neural_spacing.json &
 wait
 $E --codec jpeg --qf 5 20 40 --steps 20 --step-every 5 --json results/jpeg.json &
-$E --codec neural --lmbda 0.0016 --steps 20 --step-every 5 --threshold-compare --limit 8 --json results/neural_threshold.json &
+$E --codec neural --lmbda 0.0004 0.006 --steps 20 --step-every 5 --json results/neural.json &
 wait
-$E --codec jpeg --qf 10 --steps 20 --full-steps-compare --step-every 5 --limit 4 --json results/jpeg_full.json &
+$E --codec neural --lmbda 0.0016 --steps 20 --step-every 5 --threshold-compare --limit 8 --json results/neural_threshold.json &
 $E --codec jpeg --qf 10 --steps 20 --step-every 5 --threshold-compare --limit 8 --json results/jpeg_threshold.json &
 wait
+$E --codec jpeg --qf 10 --steps 20 --full-steps-compare --step-every 5 --limit 4 --json results/jpeg_full.json
 # the neural codec with encoder-side latent refinement (SGA, 60 iterations: ~40 s per image and λ)
 python -m dirac_demo.evaluate --data $D --threads 2 --quiet --codec neural --lmbda 0.0004 0.0016 0.006 0.016 \
     --steps 0 --refine 60 --json results/neural_refined.json

@@ -132,6 +132,11 @@ def test_evaluate_neural_comparisons_plots_and_report(data, tiny_assets, tmp_pat
     bigger["points"] = [dict(p, bpp=p["bpp"] + 1.0) for p in bigger["points"] if p["variant"] == "main"]
     merged = plots.points([doc, bigger])
     assert len(merged) == 2 and all(p["_doc"] == 1 and p["_images"] == 3 for p in merged)
+    # on the same images, a point with DIRAC steps wins over a base-only one listed before it
+    base_only = json.loads(json.dumps(doc))
+    base_only["points"] = [dict(p, steps=[], num_steps=0) for p in base_only["points"] if p["variant"] == "main"]
+    tied = plots.points([base_only, doc])
+    assert len(tied) == 2 and all(p["_doc"] == 1 and p["steps"] for p in tied)
     claim1 = report.claim1(merged)
     assert claim1.count("| Neural | lmbda 0.002 |") == 1 and "| 3 |" in claim1
     pairs = report._pairs(plots.points([doc, bigger], None), "full_steps")
