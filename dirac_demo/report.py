@@ -256,9 +256,9 @@ def _monotone(p: dict) -> tuple[bool, bool]:
 SWD_RISE_TOL = 0.02   # "(close to) monotonically": an SWD step up of at most 2 % of its value
 
 
-def _largest_rise(p: dict) -> tuple[float, int, int]:
-    """The largest relative SWD increase between consecutive recorded steps: (rise, from, to)."""
-    st = p["steps"]
+def largest_swd_rise(st: list[dict]) -> tuple[float, int, int]:
+    """The largest relative SWD increase between consecutive recorded steps (dicts with "step"
+    and "swd"): (rise, from, to); (0, 0, 0) for fewer than two steps."""
     rises = [((b["swd"] - a["swd"]) / a["swd"], a["step"], b["step"]) for a, b in zip(st, st[1:])]
     return max(rises, default=(0.0, 0, 0))
 
@@ -314,7 +314,7 @@ def targets(docs: list[dict]) -> str | None:
     mains = [p for p in points(docs) if len(p["steps"]) > 2 and p["codec"] != "webp"]
     if mains:
         mono = [_monotone(p) for p in mains]
-        rise, where = max(((_largest_rise(p), p) for p in mains), key=lambda rp: rp[0])
+        rise, where = max(((largest_swd_rise(p["steps"]), p) for p in mains), key=lambda rp: rp[0])
         text = (f"PSNR falls from step 1 on at {sum(m[0] for m in mono)} of {len(mono)} rate points; "
                 f"SWD at {sum(m[1] for m in mono)} of {len(mono)} (recorded steps)")
         if rise[0] > 0:

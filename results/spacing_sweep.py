@@ -18,6 +18,7 @@ import time
 
 import torch
 
+from dirac_demo.report import largest_swd_rise
 from dirac_demo.schedule import Spacing
 from dirac_demo.swd import swd
 from heldout import base_stats, compress_heldout, parse_spacing, run_steps   # results/heldout.py
@@ -43,9 +44,9 @@ def main(argv: list[str] | None = None) -> None:
           f"(levels {' / '.join(f'{v:.1f}' for v in base_swd.levels)})")
     print(f"{'scale:power':>11} {'t_start':>7} {'ΔPSNR 1':>8} {f'ΔPSNR {args.steps}':>9} {f'SWD {args.steps}':>7} "
           f"{'× base':>6}  levels{'':>20} {'s':>4}")
+    keep = tuple(sorted({1, *range(args.every, args.steps, args.every)})) if args.every else ()
     for sp in args.spacing:
         t0 = time.time()
-        keep = tuple(sorted({1, *range(args.every, args.steps, args.every)})) if args.every else ()
         first, last, kept, final = run_steps(pipe, comps, originals, args.steps, keep, spacing=sp)
         s = swd(originals, final)
         print(f"{sp.start_scale:>5g}:{sp.power:<5g} {int(sp.timesteps(args.steps)[0]):>7} "
@@ -54,10 +55,11 @@ def main(argv: list[str] | None = None) -> None:
               f"{time.time() - t0:>4.0f}",
               flush=True)
         if keep:
+            at = keep + (args.steps,)
             path = [swd(originals, kept[k]).mean for k in keep] + [s.mean]
-            rise = max(b / a - 1 for a, b in zip(path, path[1:]))
-            print(f"{'':>11} SWD at steps {', '.join(map(str, keep + (args.steps,)))}: "
-                  f"{' → '.join(f'{v:.2f}' for v in path)}; largest rise {100 * max(rise, 0):+.1f} %", flush=True)
+            rise = max(largest_swd_rise([{"step": k, "swd": v} for k, v in zip(at, path)])[0], 0.0)
+            print(f"{'':>11} SWD at steps {', '.join(map(str, at))}: "
+                  f"{' → '.join(f'{v:.2f}' for v in path)}; largest rise {100 * rise:+.1f} %", flush=True)
 
 
 if __name__ == "__main__":
