@@ -40,6 +40,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="learning rate (default 2e-4; on resume, the checkpoint's unless given)")
     p.add_argument("--lr-end", type=float, default=None,
                    help="decay the learning rate linearly to this value at --steps (default: constant)")
+    p.add_argument("--warmup", type=int, default=0,
+                   help="ramp the learning rate up over this many steps when the optimiser starts fresh "
+                        "(from --init or from scratch; a resumed run keeps its Adam state and skips it)")
     p.add_argument("--aux-lr", type=float, default=1e-3)
     p.add_argument("--train", choices=["all", "encoder"], default="all",
                    help="encoder: train only the sender's side (g_a, h_a, the latent-scale law) against the "
@@ -137,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     stopper, guard = Stopper(), FiniteGuard()
     meta = {"crop": args.crop, "batch": args.batch * world, "lr": opt.param_groups[0]["lr"], "bf16": bf16,
             "hardware": hardware(device), "trained": args.train}
-    decay = LinearDecay(opt, step, args.steps, args.lr_end)
+    decay = LinearDecay(opt, step, args.steps, args.lr_end, 0 if ckpt else args.warmup)
     stream = (batch_stream(sampler, args.batch, args.workers, seed=args.seed + 1000 * rank + step,
                            pin=device.type == "cuda") if args.workers else None)
 

@@ -261,15 +261,27 @@ class FiniteGuard:
 
 class LinearDecay:
     """``--lr-end``: the learning rate falls linearly from its value when this run (re)starts
-    to ``end`` at the last step ``total``; without ``end`` it is left alone."""
+    to ``end`` at the last step ``total``; without ``end`` it is left alone.
 
-    def __init__(self, opt: torch.optim.Optimizer, start_step: int, total: int, end: float | None) -> None:
-        self.opt, self.start, self.total, self.end = opt, start_step, total, end
+    ``--warmup N``: over this run's first N steps the rate is also scaled by (k + 1) / N at its
+    k-th step. A continuation from ``--init`` weights starts Adam from a fresh state, whose first
+    updates move every parameter by about the full learning rate whatever its gradient; on our
+    trained codec three such steps at 2e-5 cost 0.6 dB of held-out PSNR. Warm-up lets the moment
+    estimates settle first. Only a fresh optimiser needs it: a resumed run passes 0."""
+
+    def __init__(self, opt: torch.optim.Optimizer, start_step: int, total: int, end: float | None,
+                 warmup: int = 0) -> None:
+        self.opt, self.start, self.total, self.end, self.warmup = opt, start_step, total, end, warmup
         self.lr0 = opt.param_groups[0]["lr"]
 
     def __call__(self, step: int) -> None:
-        if self.end is None or self.total <= self.start:
+        if (self.end is None or self.total <= self.start) and not self.warmup:
             return
-        frac = min(1.0, max(0.0, (step - self.start) / (self.total - self.start)))
+        lr = self.lr0
+        if self.end is not None and self.total > self.start:
+            frac = min(1.0, max(0.0, (step - self.start) / (self.total - self.start)))
+            lr = self.lr0 + (self.end - self.lr0) * frac
+        if self.warmup:
+            lr *= min(1.0, (step - self.start + 1) / self.warmup)
         for g in self.opt.param_groups:
-            g["lr"] = self.lr0 + (self.end - self.lr0) * frac
+            g["lr"] = lr

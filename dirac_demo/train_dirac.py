@@ -56,6 +56,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="learning rate (default 2e-4; on resume, the checkpoint's unless given)")
     p.add_argument("--lr-end", type=float, default=None,
                    help="decay the learning rate linearly to this value at --steps (default: constant)")
+    p.add_argument("--warmup", type=int, default=0,
+                   help="ramp the learning rate up over this many steps when the optimiser starts fresh "
+                        "(from --init or from scratch; a resumed run keeps its Adam state and skips it)")
     p.add_argument("--ema", type=float, default=0.999)
     p.add_argument("--focus-t", type=int, default=200, help="upper end of the focused t range")
     p.add_argument("--focus-p", type=float, default=0.8, help="share of t drawn below --focus-t")
@@ -218,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"base": args.base, "qf_range": [args.qf_min, args.qf_max], "crop": args.crop,
             "batch": args.batch * args.accum * world, "lr": opt.param_groups[0]["lr"], "focus_t": args.focus_t,
             "focus_p": args.focus_p, "snr_gamma": args.snr_gamma, "hardware": hardware(device)}
-    decay = LinearDecay(opt, step, args.steps, args.lr_end)
+    decay = LinearDecay(opt, step, args.steps, args.lr_end, 0 if ckpt else args.warmup)
     stream = None
     if args.workers:
         stream = batch_stream(sampler, args.batch * args.accum, args.workers, seed=args.seed + 1000 * rank + step,

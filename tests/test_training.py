@@ -277,6 +277,36 @@ def test_linear_decay_reaches_the_end_value_and_stays():
     assert opt.param_groups[0]["lr"] == pytest.approx(0.5)
 
 
+def test_warmup_ramps_a_fresh_optimiser_onto_the_decay_line():
+    from dirac_demo.train_common import LinearDecay
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    decay = LinearDecay(opt, start_step=10, total=20, end=0.0, warmup=4)
+    seen = []
+    for step in (10, 11, 13, 14, 15, 20):
+        decay(step)
+        seen.append(opt.param_groups[0]["lr"])
+    # steps 10-13 ramp 1/4 .. 4/4 of the line (1.0, 0.9, ..., 0.7), then the line alone
+    assert seen == pytest.approx([0.25, 0.45, 0.7, 0.6, 0.5, 0.0])
+    opt.param_groups[0]["lr"] = 2.0
+    warm = LinearDecay(opt, 0, 10, None, warmup=2)          # warm-up without --lr-end: up to the set rate
+    warm(0)
+    assert opt.param_groups[0]["lr"] == pytest.approx(1.0)
+    warm(5)
+    assert opt.param_groups[0]["lr"] == pytest.approx(2.0)
+
+
+def test_warmup_applies_to_a_fresh_start_and_not_to_a_resumed_run(tmp_path, data_dir):
+    from dirac_demo import train_codec
+
+    args = ["--data", str(data_dir), "--out", str(tmp_path / "c"), "--crop", "64", "--N", "8", "--M", "8",
+            "--batch", "2", "--val-every", "100", "--lr", "1e-4", "--warmup", "4"]
+    assert train_codec.main([*args, "--steps", "2"]) == 0
+    assert train_codec.main([*args, "--steps", "3"]) == 0    # resumes with its Adam state: no second ramp
+    lrs = [float(r["lr"]) for r in _rows(tmp_path / "c" / "log.csv")]
+    assert lrs == pytest.approx([2.5e-5, 5e-5, 1e-4])
+
+
 def test_finite_guard_skips_bad_steps_then_stops():
     from dirac_demo.train_common import FiniteGuard
 
