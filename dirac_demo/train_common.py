@@ -266,8 +266,9 @@ class LinearDecay:
     ``--warmup N``: over this run's first N steps the rate is also scaled by (k + 1) / N at its
     k-th step. A continuation from ``--init`` weights starts Adam from a fresh state, whose first
     updates move every parameter by about the full learning rate whatever its gradient; on our
-    trained codec three such steps at 2e-5 cost 0.6 dB of held-out PSNR. Warm-up lets the moment
-    estimates settle first. Only a fresh optimiser needs it: a resumed run passes 0."""
+    trained codec three such steps at 2e-5 cost 0.6 dB of held-out PSNR at λ 0.0004. Warm-up
+    lets the moment estimates settle first. Only a fresh optimiser needs it: a resumed run
+    passes 0."""
 
     def __init__(self, opt: torch.optim.Optimizer, start_step: int, total: int, end: float | None,
                  warmup: int = 0) -> None:

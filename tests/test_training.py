@@ -296,7 +296,7 @@ def test_warmup_ramps_a_fresh_optimiser_onto_the_decay_line():
     assert opt.param_groups[0]["lr"] == pytest.approx(2.0)
 
 
-def test_warmup_applies_to_a_fresh_start_and_not_to_a_resumed_run(tmp_path, data_dir):
+def test_warmup_applies_to_a_fresh_start_not_a_resumed_run_in_both_trainers(tmp_path, data_dir):
     from dirac_demo import train_codec
 
     args = ["--data", str(data_dir), "--out", str(tmp_path / "c"), "--crop", "64", "--N", "8", "--M", "8",
@@ -305,6 +305,11 @@ def test_warmup_applies_to_a_fresh_start_and_not_to_a_resumed_run(tmp_path, data
     assert train_codec.main([*args, "--steps", "3"]) == 0    # resumes with its Adam state: no second ramp
     lrs = [float(r["lr"]) for r in _rows(tmp_path / "c" / "log.csv")]
     assert lrs == pytest.approx([2.5e-5, 5e-5, 1e-4])
+    from dirac_demo import train_dirac                        # the diffusion trainer takes the same flag
+    assert train_dirac.main(["--data", str(data_dir), "--out", str(tmp_path / "d"), "--crop", "32", "--batch", "2",
+                             "--bf16", "off", "--val-every", "100", "--lr", "1e-4", "--warmup", "2",
+                             "--steps", "3", *TINY]) == 0
+    assert [float(r["lr"]) for r in _rows(tmp_path / "d" / "log.csv")] == pytest.approx([5e-5, 1e-4, 1e-4])
 
 
 def test_finite_guard_skips_bad_steps_then_stops():
