@@ -19,8 +19,9 @@ import torch.nn.functional as F
 
 from .base_codec import CodecConfig, NeuralCodec, sample_lmbda
 from .data import CropSampler, batch_stream, heldout_images, to_tensor
-from .train_common import (CsvLog, FiniteGuard, LinearDecay, RunDir, Stopper, checkpoint_segments, hardware,
-                           load_checkpoint, prior_segments, setup_distributed, tune_backend, unwrap, use_bf16)
+from .train_common import (CsvLog, FiniteGuard, LinearDecay, RunDir, Stopper, add_lr_arguments,
+                           checkpoint_segments, hardware, load_checkpoint, prior_segments, setup_distributed,
+                           tune_backend, unwrap, use_bf16)
 
 DEFAULT_LR = 2e-4
 LOG_FIELDS = ["step", "lmbda", "loss", "mse", "bpp", "aux", "seconds",
@@ -36,13 +37,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=1_000_000)
     p.add_argument("--crop", type=int, default=192, help="crop size, a multiple of 64")
     p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--lr", type=float, default=None,
-                   help="learning rate (default 2e-4; on resume, the checkpoint's unless given)")
-    p.add_argument("--lr-end", type=float, default=None,
-                   help="decay the learning rate linearly to this value at --steps (default: constant)")
-    p.add_argument("--warmup", type=int, default=0,
-                   help="ramp the learning rate up over this many steps when the optimiser starts fresh "
-                        "(from --init or from scratch; a resumed run keeps its Adam state and skips it)")
+    add_lr_arguments(p)
     p.add_argument("--aux-lr", type=float, default=1e-3)
     p.add_argument("--train", choices=["all", "encoder"], default="all",
                    help="encoder: train only the sender's side (g_a, h_a, the latent-scale law) against the "

@@ -259,6 +259,17 @@ class FiniteGuard:
         return False
 
 
+def add_lr_arguments(p) -> None:
+    """The learning-rate flags both trainers share; :class:`LinearDecay` applies them."""
+    p.add_argument("--lr", type=float, default=None,
+                   help="learning rate (default 2e-4; on resume, the checkpoint's unless given)")
+    p.add_argument("--lr-end", type=float, default=None,
+                   help="decay the learning rate linearly to this value at --steps (default: constant)")
+    p.add_argument("--warmup", type=int, default=0,
+                   help="ramp the learning rate up over this many steps when the optimiser starts fresh "
+                        "(from --init or from scratch; a resumed run keeps its Adam state and skips it)")
+
+
 class LinearDecay:
     """``--lr-end``: the learning rate falls linearly from its value when this run (re)starts
     to ``end`` at the last step ``total``; without ``end`` it is left alone.
@@ -276,12 +287,9 @@ class LinearDecay:
         self.lr0 = opt.param_groups[0]["lr"]
 
     def __call__(self, step: int) -> None:
-        if (self.end is None or self.total <= self.start) and not self.warmup:
-            return
         lr = self.lr0
         if self.end is not None and self.total > self.start:
-            frac = min(1.0, max(0.0, (step - self.start) / (self.total - self.start)))
-            lr = self.lr0 + (self.end - self.lr0) * frac
+            lr += (self.end - self.lr0) * min(1.0, max(0.0, (step - self.start) / (self.total - self.start)))
         if self.warmup:
             lr *= min(1.0, (step - self.start + 1) / self.warmup)
         for g in self.opt.param_groups:

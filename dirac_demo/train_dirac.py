@@ -32,8 +32,9 @@ import torch.nn.functional as F
 from .base_codec import sample_lmbda
 from .data import CropSampler, JpegPairs, batch_stream, heldout_images, to_tensor
 from .schedule import Schedule
-from .train_common import (CsvLog, FiniteGuard, LinearDecay, RunDir, Stopper, checkpoint_segments, hardware,
-                           load_checkpoint, prior_segments, setup_distributed, tune_backend, unwrap, use_bf16)
+from .train_common import (CsvLog, FiniteGuard, LinearDecay, RunDir, Stopper, add_lr_arguments,
+                           checkpoint_segments, hardware, load_checkpoint, prior_segments, setup_distributed,
+                           tune_backend, unwrap, use_bf16)
 from .unet import ResidualUNet, UNetConfig
 
 DEFAULT_LR = 2e-4
@@ -52,13 +53,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=8, help="crops per forward pass (per process)")
     p.add_argument("--accum", type=int, default=1,
                    help="forward passes whose gradients make one optimiser step (batch × accum crops)")
-    p.add_argument("--lr", type=float, default=None,
-                   help="learning rate (default 2e-4; on resume, the checkpoint's unless given)")
-    p.add_argument("--lr-end", type=float, default=None,
-                   help="decay the learning rate linearly to this value at --steps (default: constant)")
-    p.add_argument("--warmup", type=int, default=0,
-                   help="ramp the learning rate up over this many steps when the optimiser starts fresh "
-                        "(from --init or from scratch; a resumed run keeps its Adam state and skips it)")
+    add_lr_arguments(p)
     p.add_argument("--ema", type=float, default=0.999)
     p.add_argument("--focus-t", type=int, default=200, help="upper end of the focused t range")
     p.add_argument("--focus-p", type=float, default=0.8, help="share of t drawn below --focus-t")

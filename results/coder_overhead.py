@@ -16,7 +16,7 @@ import torch
 from compressai.models.google import get_scale_table
 
 from dirac_demo.data import heldout_images
-from dirac_demo.images import load_image, pil_to_tensor
+from dirac_demo.images import load_image, pad_to_multiple, pil_to_tensor
 from dirac_demo.weights import load_codec
 
 
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    codec = load_codec(args.codec)
+    codec = load_codec(args.codec)     # in eval mode: its forward rounds ŷ, as the file does
     gc = codec.gaussian_conditional
     images = [pil_to_tensor(load_image(f)) for f in heldout_images(args.data)]
     print("| scale levels | λ | y bpp written | y bpp estimated | overhead |\n|---|---|---|---|---|")
@@ -40,12 +40,8 @@ def main(argv: list[str] | None = None) -> int:
             written = estimated = pixels = 0.0
             for x in images:
                 with torch.no_grad():
-                    y, z = codec.encode_latents(x, lmbda)
-                    z_hat = codec.entropy_bottleneck.decompress(codec.entropy_bottleneck.compress(z), z.shape[-2:])
-                    scales, means = codec.hyper_synthesis(z_hat)
-                    strings = gc.compress(y.double(), gc.build_indexes(scales), means=means)
-                    _, lik = gc(torch.round(y.double() - means) + means, scales, means=means, training=False)
-                written += 8 * len(strings[0])
+                    written += 8 * len(codec.compress(x, lmbda).chunks[0])      # the file's y chunk
+                    lik = codec(pad_to_multiple(x, codec.multiple), lmbda)["likelihoods"]["y"]  # eval: ŷ rounded
                 estimated += float(-torch.log2(lik).sum())
                 pixels += x.shape[-1] * x.shape[-2]
             print(f"| {levels} | {lmbda:g} | {written / pixels:.4f} | {estimated / pixels:.4f} | "
