@@ -43,8 +43,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="encoder: train only the sender's side (g_a, h_a, the latent-scale law) against the "
                         "frozen decoder and entropy models, so files made before still decode (start it "
                         "from --init weights)")
-    p.add_argument("--N", type=int, default=96)
-    p.add_argument("--M", type=int, default=128)
+    p.add_argument("--N", type=int, default=None, help="transform channels (default 96; with --init: its own)")
+    p.add_argument("--M", type=int, default=None,
+                   help="latent channels (default 128); with --init, a larger M widens its latent without "
+                        "changing what it computes (dirac_demo.widen)")
+    p.add_argument("--new-channel-ramp", type=int, default=1000,
+                   help="after widening (--M), the new latent channels' rate enters the loss with a weight "
+                        "ramped from 0 to 1 over this many steps: silent channels do not start otherwise")
     p.add_argument("--bf16", choices=["auto", "on", "off"], default="auto",
                    help="bf16 autocast for the analysis/synthesis transforms (auto: CUDA or a CPU with bf16 units)")
     p.add_argument("--threads", type=int, default=0)
@@ -61,6 +66,26 @@ def rd_terms(out: dict, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     n, _, h, w = x.shape
     bpp = sum(torch.log(l).sum() for l in out["likelihoods"].values()) / (-math.log(2) * n * h * w)
     return F.mse_loss(out["x_hat"], x), bpp
+
+
+def new_channel_weight(widened: dict | None, step: int) -> float:
+    """The weight of the widened channels' rate in the loss at ``step`` (1 once the ramp is over).
+
+    A channel grown silent sits at GaussianConditional's lowest scale, where any value off its
+    mean costs many bits, and the rate term holds it at zero against the small gain the
+    decoder could draw from it (session 14: 470 steps left the 32 new channels at 0.00 % of the
+    rate). Ramping their rate in is meant to let the distortion open them first; in session 14
+    it did not within 555 steps either (0.00 %; README, "Training").
+    """
+    if not widened or widened["ramp"] <= 0:
+        return 1.0
+    return min(1.0, max(0.0, (step - widened["at_step"]) / widened["ramp"]))
+
+
+def new_channel_bpp(out: dict, x: torch.Tensor, first: int) -> torch.Tensor:
+    """Bits per pixel of the latent channels from ``first`` on."""
+    n, _, h, w = x.shape
+    return torch.log(out["likelihoods"]["y"][:, first:]).sum() / (-math.log(2) * n * h * w)
 
 
 @torch.no_grad()
@@ -93,15 +118,27 @@ def main(argv: list[str] | None = None) -> int:
 
     out = Path(args.out)
     ckpt = load_checkpoint(out / "checkpoint.pt")
-    cfg = CodecConfig(**ckpt["config"]) if ckpt else CodecConfig(args.N, args.M)
-    step, init_seconds, history = 0, 0.0, []
+    default = CodecConfig()
+    cfg = CodecConfig(**ckpt["config"]) if ckpt else CodecConfig(args.N or default.N, args.M or default.M)
+    step, init_seconds, history, widen_label = 0, 0.0, [], ""
+    widen = ckpt["meta"].get("widened") if ckpt else None     # the new channels' rate ramp, kept on resume
     if ckpt is None and args.init:
         from .weights import load_codec
         init = load_codec(args.init)
         facts = init.meta.get("training", {})
-        cfg, step = init.config, int(facts.get("steps", 0))
+        step = int(facts.get("steps", 0))
         init_seconds = 3600.0 * float(facts.get("wall_hours", 0.0))
         history = prior_segments(facts)
+        if args.N not in (None, init.config.N) or (args.M or init.config.M) < init.config.M:
+            raise SystemExit(f"--init has N={init.config.N}, M={init.config.M}: only a larger --M can be grown into it")
+        if args.M and args.M > init.config.M:
+            if args.train != "all":
+                raise SystemExit("widening the latent (--M) needs --train all: the decoder must learn to read it")
+            from .widen import widen_codec
+            widen_label = f", latent widened M {init.config.M} -> {args.M}"
+            widen = {"from_M": init.config.M, "at_step": step, "ramp": args.new_channel_ramp}
+            init = widen_codec(init, args.M, seed=args.seed)
+        cfg = init.config
     codec = NeuralCodec(cfg).to(device)
     if ckpt is None and args.init:
         codec.load_state_dict(init.state_dict())
@@ -135,11 +172,13 @@ def main(argv: list[str] | None = None) -> int:
     stopper, guard = Stopper(), FiniteGuard()
     meta = {"crop": args.crop, "batch": args.batch * world, "lr": opt.param_groups[0]["lr"], "bf16": bf16,
             "hardware": hardware(device), "trained": args.train}
+    if widen:
+        meta["widened"] = widen
     decay = LinearDecay(opt, step, args.steps, args.lr_end, 0 if ckpt else args.warmup)
     stream = (batch_stream(sampler, args.batch, args.workers, seed=args.seed + 1000 * rank + step,
                            pin=device.type == "cuda") if args.workers else None)
 
-    segment_label = meta["hardware"] + ("" if train_decoder else ", encoder only")
+    segment_label = meta["hardware"] + ("" if train_decoder else ", encoder only") + widen_label
     run = RunDir(out, rank, ckpt.get("wall_seconds", 0.0) if ckpt else init_seconds, ["loss", "val_psnr_mid", "val_bpp_mid"],
                   history, segment_label, step)
 
@@ -154,7 +193,9 @@ def main(argv: list[str] | None = None) -> int:
         lmbda = sample_lmbda(float(rng.random()))
         res = ddp(x, lmbda, bf16=bf16)
         mse, bpp = rd_terms(res, x)
-        loss = mse + lmbda * bpp
+        w_new = new_channel_weight(widen, step)
+        rate = bpp if w_new >= 1 else bpp - (1 - w_new) * new_channel_bpp(res, x, widen["from_M"])
+        loss = mse + lmbda * rate
         if not guard.ok(loss, step):
             continue
         opt.zero_grad(set_to_none=True)

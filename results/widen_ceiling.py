@@ -1,0 +1,74 @@
+"""What caps the neural codec's quality at high rate: its transforms, or its latent's width?
+
+Two ceilings on the held-out training images, never Kodak:
+
+* the codec's own: PSNR of g_s(g_a(x)·s)/s with the latents left unquantised, the quality
+  its transforms reach at an infinite rate (s cancels, so one number per codec);
+* a linear one: PSNR of a block transform keeping k of the 768 values of each 16×16 RGB block
+  (PCA fitted on every 6th other training image), for k around the codec's M. The codec's
+  latent has M values per 16×16 block too, so a codec near the k = M line is held back by M.
+
+    PYTHONPATH=. python results/widen_ceiling.py --data DIR [--codec PREFIX ...] [--k 96 128 160 192]
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+
+import numpy as np
+import torch
+
+from dirac_demo.data import heldout_images, list_images
+from dirac_demo.images import crop, load_image, pad_to_multiple, pil_to_tensor
+from dirac_demo.weights import load_codec
+
+BLOCK = 16
+
+
+def blocks(path) -> np.ndarray:
+    """The image's whole 16×16 RGB blocks as rows of 768 values in [0, 1]."""
+    a = np.asarray(load_image(path), dtype=np.float64) / 255
+    H, W = a.shape[0] // BLOCK * BLOCK, a.shape[1] // BLOCK * BLOCK
+    a = a[:H, :W].reshape(H // BLOCK, BLOCK, W // BLOCK, BLOCK, 3).transpose(0, 2, 1, 3, 4)
+    return a.reshape(-1, 3 * BLOCK * BLOCK)
+
+
+def psnr(mse: float) -> float:
+    return 10 * math.log10(1 / mse)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", required=True, help="the training folder (its held-out files are measured)")
+    p.add_argument("--codec", nargs="+", default=["assets/codec"])
+    p.add_argument("--k", type=int, nargs="+", default=[96, 128, 160, 192, 256])
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    held = heldout_images(args.data)
+    fit = [f for f in list_images(args.data) if f not in set(held)][::6]
+    X = np.concatenate([blocks(f) for f in fit])
+    mean = X.mean(0)
+    _, vectors = np.linalg.eigh(np.cov((X - mean).T))
+    vectors = vectors[:, ::-1]
+    print(f"{len(held)} held-out images; PCA fitted on {len(fit)} other training images ({len(X)} blocks)\n")
+    print("| transform | values per 16×16 block | PSNR, unquantised |\n|---|---|---|")
+    for k in args.k:
+        V = vectors[:, :k]
+        scores = [psnr(float(np.mean(((b - mean) @ V @ V.T - (b - mean)) ** 2))) for b in map(blocks, held)]
+        print(f"| linear (PCA) | {k} | {np.mean(scores):.2f} dB |", flush=True)
+    for prefix in args.codec:
+        codec = load_codec(prefix)
+        scores = []
+        for f in held:
+            x = pil_to_tensor(load_image(f))
+            with torch.no_grad():
+                x_ae = crop(codec.g_s(codec.g_a(pad_to_multiple(x, codec.multiple))).clamp(0, 1), *x.shape[-2:])
+            scores.append(psnr(float(((x_ae - x) ** 2).mean())))
+        print(f"| codec {prefix} | {codec.config.M} | {np.mean(scores):.2f} dB |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
