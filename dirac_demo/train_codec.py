@@ -49,7 +49,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "changing what it computes (dirac_demo.widen)")
     p.add_argument("--new-channel-ramp", type=int, default=1000,
                    help="after widening (--M), the new latent channels' rate enters the loss with a weight "
-                        "ramped from 0 to 1 over this many steps: silent channels do not start otherwise")
+                        "ramped from 0 to 1 over this many steps, to let the silent new channels open (it did "
+                        "not within 555 CPU steps in session 14; README)")
     p.add_argument("--bf16", choices=["auto", "on", "off"], default="auto",
                    help="bf16 autocast for the analysis/synthesis transforms (auto: CUDA or a CPU with bf16 units)")
     p.add_argument("--threads", type=int, default=0)
@@ -73,7 +74,7 @@ def new_channel_weight(widened: dict | None, step: int) -> float:
 
     A channel grown silent sits at GaussianConditional's lowest scale, where any value off its
     mean costs many bits, and the rate term holds it at zero against the small gain the
-    decoder could draw from it (session 14: 470 steps left the 32 new channels at 0.00 % of the
+    decoder could draw from it (session 14: 471 steps left the 32 new channels at 0.00 % of the
     rate). Ramping their rate in is meant to let the distortion open them first; in session 14
     it did not within 555 steps either (0.00 %; README, "Training").
     """

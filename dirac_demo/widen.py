@@ -54,7 +54,7 @@ def widen_codec(old: NeuralCodec, M: int, seed: int = 0) -> NeuralCodec:
             w[:M0] = s
         elif name == "h_a.0.weight":                          # conv(M, N): new inputs zero
             w[:, :M0] = s
-        elif name == "h_s.0.weight":                       # deconv(N, M): new hidden units random
+        elif name == "h_s.0.weight":                          # deconv(N, M): new hidden units random
             w = small(w.shape)
             w[:, :M0] = s
         elif name == "h_s.0.bias":
