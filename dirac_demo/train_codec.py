@@ -62,11 +62,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def bits_per_pixel(likelihoods, x: torch.Tensor) -> torch.Tensor:
+    """−log2 of the likelihood tensors, summed, per pixel of the batch ``x``."""
+    n, _, h, w = x.shape
+    return sum(torch.log(l).sum() for l in likelihoods) / (-math.log(2) * n * h * w)
+
+
 def rd_terms(out: dict, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(MSE on [0, 1], bits per pixel) of a forward pass."""
-    n, _, h, w = x.shape
-    bpp = sum(torch.log(l).sum() for l in out["likelihoods"].values()) / (-math.log(2) * n * h * w)
-    return F.mse_loss(out["x_hat"], x), bpp
+    return F.mse_loss(out["x_hat"], x), bits_per_pixel(out["likelihoods"].values(), x)
 
 
 def new_channel_weight(widened: dict | None, step: int) -> float:
@@ -85,8 +89,7 @@ def new_channel_weight(widened: dict | None, step: int) -> float:
 
 def new_channel_bpp(out: dict, x: torch.Tensor, first: int) -> torch.Tensor:
     """Bits per pixel of the latent channels from ``first`` on."""
-    n, _, h, w = x.shape
-    return torch.log(out["likelihoods"]["y"][:, first:]).sum() / (-math.log(2) * n * h * w)
+    return bits_per_pixel([out["likelihoods"]["y"][:, first:]], x)
 
 
 @torch.no_grad()
@@ -121,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     ckpt = load_checkpoint(out / "checkpoint.pt")
     default = CodecConfig()
     cfg = CodecConfig(**ckpt["config"]) if ckpt else CodecConfig(args.N or default.N, args.M or default.M)
-    step, init_seconds, history, widen_label = 0, 0.0, [], ""
+    step, init_seconds, history = 0, 0.0, []
     widen = ckpt["meta"].get("widened") if ckpt else None     # the new channels' rate ramp, kept on resume
     if ckpt is None and args.init:
         from .weights import load_codec
@@ -130,13 +133,12 @@ def main(argv: list[str] | None = None) -> int:
         step = int(facts.get("steps", 0))
         init_seconds = 3600.0 * float(facts.get("wall_hours", 0.0))
         history = prior_segments(facts)
-        if args.N not in (None, init.config.N) or (args.M or init.config.M) < init.config.M:
+        if args.N not in (None, init.config.N) or (args.M is not None and args.M < init.config.M):
             raise SystemExit(f"--init has N={init.config.N}, M={init.config.M}: only a larger --M can be grown into it")
         if args.M and args.M > init.config.M:
             if args.train != "all":
                 raise SystemExit("widening the latent (--M) needs --train all: the decoder must learn to read it")
             from .widen import widen_codec
-            widen_label = f", latent widened M {init.config.M} -> {args.M}"
             widen = {"from_M": init.config.M, "at_step": step, "ramp": args.new_channel_ramp}
             init = widen_codec(init, args.M, seed=args.seed)
         cfg = init.config
@@ -179,7 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     stream = (batch_stream(sampler, args.batch, args.workers, seed=args.seed + 1000 * rank + step,
                            pin=device.type == "cuda") if args.workers else None)
 
-    segment_label = meta["hardware"] + ("" if train_decoder else ", encoder only") + widen_label
+    segment_label = meta["hardware"] + ("" if train_decoder else ", encoder only")
+    if widen and not ckpt:                  # this run grew the latent (a resume carries the ramp only)
+        segment_label += f", latent widened M {widen['from_M']} -> {cfg.M}"
     run = RunDir(out, rank, ckpt.get("wall_seconds", 0.0) if ckpt else init_seconds, ["loss", "val_psnr_mid", "val_bpp_mid"],
                   history, segment_label, step)
 
