@@ -50,7 +50,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--new-channel-ramp", type=int, default=1000,
                    help="after widening (--M), the new latent channels' rate enters the loss with a weight "
                         "ramped from 0 to 1 over this many steps, to let the silent new channels open (it did "
-                        "not within 555 CPU steps in session 14; README)")
+                        "not within 555 CPU steps in session 14; with live ones, session 15, the discount "
+                        "moved information from the old channels into the new ones; README)")
+    p.add_argument("--new-channels", choices=["silent", "live"], default="silent",
+                   help="after widening (--M): start the new channels silent (reconstructions and rates "
+                        "unchanged) or live (random analysis weights calibrated on 8 training crops; "
+                        "reconstructions unchanged, rates not; dirac_demo.widen)")
     p.add_argument("--bf16", choices=["auto", "on", "off"], default="auto",
                    help="bf16 autocast for the analysis/synthesis transforms (auto: CUDA or a CPU with bf16 units)")
     p.add_argument("--threads", type=int, default=0)
@@ -139,9 +144,13 @@ def main(argv: list[str] | None = None) -> int:
             if args.train != "all":
                 raise SystemExit("widening the latent (--M) needs --train all: the decoder must learn to read it")
             from .widen import widen_codec
-            widen = {"from_M": init.config.M, "at_step": step, "ramp": args.new_channel_ramp}
-            init = widen_codec(init, args.M, seed=args.seed)
+            widen = {"from_M": init.config.M, "at_step": step, "ramp": args.new_channel_ramp,
+                     "new_channels": args.new_channels}
+            probe = to_tensor(sampler.batch(8)) if args.new_channels == "live" else None
+            init = widen_codec(init, args.M, seed=args.seed, probe=probe)
         cfg = init.config
+    if args.new_channels == "live" and not (widen and widen["at_step"] == step and not ckpt):
+        raise SystemExit("--new-channels live applies when --M widens an --init codec's latent")
     codec = NeuralCodec(cfg).to(device)
     if ckpt is None and args.init:
         codec.load_state_dict(init.state_dict())
@@ -184,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     segment_label = meta["hardware"] + ("" if train_decoder else ", encoder only")
     if widen and not ckpt:                  # this run grew the latent (a resume carries the ramp only)
         segment_label += f", latent widened M {widen['from_M']} -> {cfg.M}"
+        if widen.get("new_channels") == "live":
+            segment_label += " (live new channels)"
     run = RunDir(out, rank, ckpt.get("wall_seconds", 0.0) if ckpt else init_seconds, ["loss", "val_psnr_mid", "val_bpp_mid"],
                   history, segment_label, step)
 

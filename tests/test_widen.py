@@ -72,7 +72,8 @@ def test_train_codec_widens_its_init_and_records_it(tmp_path):
     common = ["--data", str(data), "--crop", "64", "--batch", "2", "--val-every", "100", "--bf16", "off"]
     assert train_codec.main([*common, "--out", str(tmp_path / "a"), "--N", "8", "--M", "8", "--steps", "2"]) == 0
     export.main(["codec", "--ckpt", str(tmp_path / "a" / "checkpoint.pt"), "--out", str(tmp_path / "c")])
-    for bad in (["--M", "4"], ["--N", "16", "--M", "12"], ["--M", "12", "--train", "encoder"]):
+    for bad in (["--M", "4"], ["--N", "16", "--M", "12"], ["--M", "12", "--train", "encoder"],
+                ["--new-channels", "live"]):
         with pytest.raises(SystemExit):
             train_codec.main([*common, "--out", str(tmp_path / "bad"), "--init", str(tmp_path / "c"),
                               "--steps", "3", *bad])
@@ -81,15 +82,41 @@ def test_train_codec_widens_its_init_and_records_it(tmp_path):
     ck = torch.load(tmp_path / "w" / "checkpoint.pt", weights_only=False)
     assert ck["config"] == {"N": 8, "M": 12} and ck["step"] == 3
     assert ck["meta"]["segments"][-1]["hardware"].endswith("latent widened M 8 -> 12")
-    assert ck["meta"]["widened"] == {"from_M": 8, "at_step": 2, "ramp": 4}
+    assert ck["meta"]["widened"] == {"from_M": 8, "at_step": 2, "ramp": 4, "new_channels": "silent"}
     # a resume keeps the ramp where the widening started it (not at the resumed step)
     assert train_codec.main([*common, "--out", str(tmp_path / "w"), "--steps", "4"]) == 0
     ck = torch.load(tmp_path / "w" / "checkpoint.pt", weights_only=False)
-    assert ck["step"] == 4 and ck["meta"]["widened"] == {"from_M": 8, "at_step": 2, "ramp": 4}
+    assert ck["step"] == 4 and ck["meta"]["widened"] == {"from_M": 8, "at_step": 2, "ramp": 4, "new_channels": "silent"}
     export.main(["codec", "--ckpt", str(tmp_path / "w" / "checkpoint.pt"), "--out", str(tmp_path / "cw")])
     wide = load_codec(tmp_path / "cw")
     x = torch.rand(1, 3, 64, 64)
     assert wide.decompress(wide.compress(x, 0.0016)).shape == x.shape
+    assert train_codec.main([*common, "--out", str(tmp_path / "live"), "--init", str(tmp_path / "c"),
+                             "--M", "12", "--new-channels", "live", "--steps", "3"]) == 0
+    ck = torch.load(tmp_path / "live" / "checkpoint.pt", weights_only=False)
+    assert ck["meta"]["widened"]["new_channels"] == "live"
+    assert ck["meta"]["segments"][-1]["hardware"].endswith("M 8 -> 12 (live new channels)")
+
+
+def test_live_new_channels_keep_the_reconstructions_and_open():
+    """Live: random analysis weights at LIVE_STD on the probe, read by zero synthesis weights."""
+    from dirac_demo.widen import LIVE_STD
+    old = _trained_like()
+    probe = torch.rand(4, 3, 64, 64)
+    new = widen_codec(old, 40, probe=probe).eval()
+    with torch.no_grad():
+        assert float(new.g_a(probe)[:, 24:].std()) == pytest.approx(LIVE_STD, rel=1e-4)
+        x = torch.rand(1, 3, 64, 128)
+        a, b = old(x, 0.0004), new(x, 0.0004)
+        assert torch.allclose(a["x_hat"], b["x_hat"], atol=1e-6)
+        assert torch.equal(a["likelihoods"]["z"], b["likelihoods"]["z"])
+        assert torch.allclose(a["likelihoods"]["y"], b["likelihoods"]["y"][:, :24], atol=1e-6)
+        new_bits = float(-torch.log2(b["likelihoods"]["y"][:, 24:]).sum())
+        assert new_bits > 0.05 * float(-torch.log2(a["likelihoods"]["y"]).sum())   # they cost bits now
+    new.train()
+    out = new(probe, 0.0004)
+    (torch.mean((out["x_hat"] - probe) ** 2)).backward()
+    assert new.g_s[0].weight.grad[24:].abs().sum() > 0         # the decoder starts reading them
 
 
 def test_new_channels_rate_is_ramped_into_the_loss():
