@@ -149,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
             probe = to_tensor(sampler.batch(8)) if args.new_channels == "live" else None
             init = widen_codec(init, args.M, seed=args.seed, probe=probe)
         cfg = init.config
-    if args.new_channels == "live" and not (widen and widen["at_step"] == step and not ckpt):
+    grown_here = bool(widen) and not ckpt   # this run grew the latent (a resume carries the ramp only)
+    if args.new_channels == "live" and not grown_here:
         raise SystemExit("--new-channels live applies when --M widens an --init codec's latent")
     codec = NeuralCodec(cfg).to(device)
     if ckpt is None and args.init:
@@ -191,9 +192,9 @@ def main(argv: list[str] | None = None) -> int:
                            pin=device.type == "cuda") if args.workers else None)
 
     segment_label = meta["hardware"] + ("" if train_decoder else ", encoder only")
-    if widen and not ckpt:                  # this run grew the latent (a resume carries the ramp only)
+    if grown_here:
         segment_label += f", latent widened M {widen['from_M']} -> {cfg.M}"
-        if widen.get("new_channels") == "live":
+        if widen["new_channels"] == "live":
             segment_label += " (live new channels)"
     run = RunDir(out, rank, ckpt.get("wall_seconds", 0.0) if ckpt else init_seconds, ["loss", "val_psnr_mid", "val_bpp_mid"],
                   history, segment_label, step)

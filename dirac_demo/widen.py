@@ -105,9 +105,10 @@ def _make_live(new: NeuralCodec, M0: int, probe: torch.Tensor, gen: torch.Genera
     w[M0:] = torch.randn(w[M0:].shape, generator=gen)
     b[M0:] = 0
     y = new.g_a(probe)[:, M0:]
-    w[M0:] *= LIVE_STD / y.std()
+    gain = LIVE_STD / y.std()                         # the new outputs are linear in w (zero bias)
+    w[M0:] *= gain
     new.g_s[0].weight[M0:] = 0                        # read with zero weights: the same reconstructions
-    y = new.g_a(probe)[:, M0:] * float(new.scale(LIVE_LMBDA))
+    y = y * gain * float(new.scale(LIVE_LMBDA))
     h = new.h_s[4].bias                               # outputs: M scales, then M means
     h[M0:M] = y.std(dim=(0, 2, 3))
     h[M + M0:] = y.mean(dim=(0, 2, 3))
