@@ -3,7 +3,8 @@
 * :class:`JpegCodec`: libjpeg through Pillow, quality factor 1–100.
 * :class:`NeuralCodec`: a mean-scale hyperprior (Minnen et al. 2018) from CompressAI's layers
   and entropy coders, made multi-rate by latent scaling (paper B.2, eq. 10):
-  s = α_s·λ_rate^β_s, y is multiplied by s before quantisation and divided by s after decoding.
+  s = α_s·λ_rate^β_s, y is multiplied by s before quantisation and divided by s after decoding;
+  optionally followed by a decoder-side post-filter (:mod:`.post_filter`) that reads λ_rate.
 """
 from __future__ import annotations
 
@@ -31,7 +32,9 @@ with warnings.catch_warnings():   # compressai's import uses the deprecated torc
 from .bitstream import LMBDA_MAX, LMBDA_MIN, SCALE_STEP, Encoded
 from .errors import BitstreamError, InputError
 from .images import crop, pad_to_multiple, pil_to_tensor, tensor_to_pil
+from .post_filter import PostFilter
 
+PRE_FILTER = "pre_filter"   # Encoded.extra key: the decoded image before the post-filter
 LMBDA_REF = 0.0016   # the single-rate operating point of B.2; s(λ_ref) starts at 1
 MAX_REFINE = 1000    # encoder-side refinement iterations (:mod:`.refine`)
 
@@ -75,6 +78,9 @@ class CodecConfig:
 
     N: int = 96
     M: int = 128
+    post_channels: int = 0    # decoder-side post-filter (:mod:`.post_filter`); 0: none
+    post_blocks: int = 4
+    post_down: int = 2
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -107,6 +113,8 @@ class NeuralCodec(CompressionModel):
         # eq. (10): s = α_s · λ^β_s, parametrised in log space so s stays positive
         self.log_alpha = nn.Parameter(torch.tensor(0.5 * math.log(LMBDA_REF)))
         self.beta = nn.Parameter(torch.tensor(-0.5))
+        self.post = (PostFilter(cfg.post_channels, cfg.post_blocks, cfg.post_down)
+                     if cfg.post_channels else None)
 
     # the sender's side: the analysis transforms and the latent-scale law (s travels in the file)
     ENCODER_PREFIXES = ("g_a.", "h_a.", "log_alpha", "beta")
@@ -147,14 +155,16 @@ class NeuralCodec(CompressionModel):
         _, y_likelihoods = self.gaussian_conditional(y, scales_hat, means=means_hat)
         y_hat = quantize_ste(y - means_hat) + means_hat
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
-            x_hat = self.g_s(y_hat / s)
+            x_hat = self.synthesis(y_hat, s, lmbda)
         return {"x_hat": x_hat.float(), "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
 
     @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor, lmbda: float) -> torch.Tensor:
+    def reconstruct(self, x: torch.Tensor, lmbda: float, post: bool = True) -> torch.Tensor:
         """The decoder's output at rate λ with hard quantisation, without entropy coding.
 
         Equals ``decompress(compress(x))`` up to float rounding; used to make training pairs.
+        ``post=False`` stops before the post-filter: what DIRAC is conditioned on (its pairs and
+        its threshold table).
         """
         s = self.scale_q(lmbda) / SCALE_STEP
         h, w = x.shape[-2:]
@@ -163,7 +173,19 @@ class NeuralCodec(CompressionModel):
         z_hat = torch.round(z - z_off) + z_off
         scales_hat, means_hat = self.h_s(z_hat).chunk(2, 1)
         y_hat = torch.round(y - means_hat) + means_hat
-        return crop(self.g_s(y_hat / s).clamp_(0, 1), h, w)
+        return self.synthesis(y_hat, s, float(np.float32(lmbda)), (h, w), post).clamp_(0, 1)
+
+    def synthesis(self, y_hat: torch.Tensor, s: float | torch.Tensor, lmbda: float,
+                  size: tuple[int, int] | None = None, post: bool = True) -> torch.Tensor:
+        """The decoder's image from latents ŷ (times s): g_s(ŷ / s), cropped to ``size`` when given,
+        then the post-filter (if the codec has one and ``post``) on the clamped image. Not clamped
+        itself without a post-filter (the training path), so callers clamp what they show."""
+        x_hat = self.g_s(y_hat / s)
+        if size is not None:
+            x_hat = crop(x_hat, *size)
+        if self.post is None or not post:
+            return x_hat
+        return self.post(x_hat.float().clamp(0, 1), lmbda)
 
     # ---- real bytes -----------------------------------------------------------------
     def weights_id(self) -> int:
@@ -240,7 +262,12 @@ class NeuralCodec(CompressionModel):
 
     @torch.no_grad()
     def decompress(self, enc: Encoded) -> torch.Tensor:  # type: ignore[override]
-        """Decode an :class:`Encoded` to a (1, 3, H, W) tensor in [0, 1]."""
+        """Decode an :class:`Encoded` to a (1, 3, H, W) tensor in [0, 1].
+
+        With a post-filter, the image before it is left in ``enc.extra[PRE_FILTER]``: DIRAC is
+        conditioned on g_s's output, which is what codec+DIRAC was trained on (the filter's MSE
+        gain and DIRAC's first step overlap, so DIRAC on the filtered image over-corrects).
+        """
         if len(enc.chunks) != 2:
             raise BitstreamError("A neural bitstream must hold exactly two payload chunks.")
         mine = self.weights_id()
@@ -262,10 +289,16 @@ class NeuralCodec(CompressionModel):
             raise BitstreamError(f"The neural payload cannot be decoded ({type(exc).__name__}).") from exc
         if not torch.isfinite(y_hat).all():
             raise BitstreamError("The neural payload decodes to invalid values.")
-        x_hat = self.g_s(y_hat / (enc.scale_q / SCALE_STEP))
+        x_pre = self.synthesis(y_hat, enc.scale_q / SCALE_STEP, enc.lmbda, (enc.height, enc.width), post=False)
+        if not torch.isfinite(x_pre).all():
+            raise BitstreamError("The neural payload decodes to invalid values.")
+        if self.post is None:
+            return x_pre.clamp_(0, 1)
+        enc.extra[PRE_FILTER] = x_pre.clamp(0, 1)    # DIRAC's conditioning (pipeline.trajectory)
+        x_hat = self.post(enc.extra[PRE_FILTER], enc.lmbda)
         if not torch.isfinite(x_hat).all():
             raise BitstreamError("The neural payload decodes to invalid values.")
-        return crop(x_hat.clamp_(0, 1), enc.height, enc.width)
+        return x_hat.clamp_(0, 1)
 
 
 def _guard(string: bytes, num_symbols: int) -> bytes:

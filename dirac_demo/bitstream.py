@@ -44,7 +44,7 @@ class Encoded:
     height: int
     chunks: list[bytes]
     quality: int = 0          # JPEG quality factor
-    lmbda: float = 0.0        # neural λ_rate (informs thresholding at the receiver)
+    lmbda: float = 0.0        # neural λ_rate (the receiver's post-filter and DIRAC thresholds read it)
     scale_q: int = 0          # neural latent scale, round(s * 1024)
     weights_id: int = 0       # neural: fingerprint of the codec weights that made it (0: unknown)
     extra: dict = field(default_factory=dict)

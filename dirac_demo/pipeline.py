@@ -13,7 +13,7 @@ from typing import Iterator, Union
 import torch
 
 from . import bitstream
-from .base_codec import JpegCodec, NeuralCodec
+from .base_codec import PRE_FILTER, JpegCodec, NeuralCodec
 from .bitstream import Encoded
 from .errors import BitstreamError, InputError, WeightsError
 from .images import MAX_PIXELS, ImageLike, from_signed, load_image, pad_to_multiple, pil_to_tensor, to_signed
@@ -197,7 +197,9 @@ class DiracPipeline:
         else:
             enc = c.compress(x, float(rate), refine=refine, callback=callback)
         data = bitstream.pack(enc)
-        base = c.decompress(bitstream.parse(data))
+        received = bitstream.parse(data)
+        base = c.decompress(received)
+        enc.extra.update(received.extra)          # what the decoder left for DIRAC (its pre-filter image)
         p, m = self._metrics(base, x, with_ms_ssim)
         return Compressed(data, enc, base, p, m, time.perf_counter() - t0), x
 
@@ -259,7 +261,9 @@ class DiracPipeline:
         spacing = model.spacing if spacing is None else spacing
         ts = spacing.timesteps(steps, NUM_RESPACED, self.schedule.num_timesteps)
         gen = torch.Generator().manual_seed(int(seed))
-        xb = to_signed(base).to(self.device)
+        # the neural codec's post-filter: DIRAC starts from the image before it (NeuralCodec.decompress)
+        cond = enc.extra.get(PRE_FILTER)
+        xb = to_signed(base if cond is None or cond.shape != base.shape else cond).to(self.device)
         r = late_start_noise(xb.shape, int(ts[0]), self.schedule, gen, self.device)
         denoise = lambda r_t, t: self._denoise(model.net, r_t, t, xb)  # noqa: E731
         sampler = ddim_sample(denoise, r, ts, self.schedule, clip=self.clip_for(enc, threshold),

@@ -18,7 +18,6 @@ from __future__ import annotations
 import torch
 
 from .bitstream import SCALE_STEP
-from .images import crop
 
 DEFAULT_ITERS = 60      # chosen on held-out training images (not Kodak); see the model card
 DEFAULT_LR = 0.03       # in units of the quantisation step (latents are rounded to integers)
@@ -86,7 +85,7 @@ def refine_latents(codec, x: torch.Tensor, lmbda: float, iters: int = DEFAULT_IT
             z_hat = sga_round(z - z_off, tau, gen) + z_off
             scales, means = codec.h_s(z_hat).chunk(2, 1)
             y_hat = sga_round(y - means, tau, gen) + means
-            x_hat = crop(codec.g_s(y_hat / s), h, w)
+            x_hat = codec.synthesis(y_hat, s, lmbda, (h, w))
             bpp = (_y_bits(codec, y_hat, scales, means) + _z_bits(codec, z_hat)) / pixels
             loss = torch.mean((x_hat - x) ** 2) + lmbda * bpp
             if not torch.isfinite(loss):

@@ -42,7 +42,7 @@ def coverage_table(reconstruct: Reconstruct, crops: torch.Tensor, rates: list[fl
 def threshold_table(codec, crops: torch.Tensor, num: int = 20, coverage: float = 0.95) -> dict[float, float]:
     """{λ: θ} for the neural codec at ``num`` λ log-spaced over [λ_min, λ_max]."""
     rates = [float(np.float32(sample_lmbda(float(u)))) for u in np.linspace(0.0, 1.0, num)]
-    return coverage_table(codec.reconstruct, crops, rates, coverage)
+    return coverage_table(lambda x, lam: codec.reconstruct(x, lam, post=False), crops, rates, coverage)
 
 
 def jpeg_roundtrip(x: torch.Tensor, quality: float) -> torch.Tensor:

@@ -11,6 +11,7 @@ import argparse
 import math
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -39,10 +40,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=4)
     add_lr_arguments(p)
     p.add_argument("--aux-lr", type=float, default=1e-3)
-    p.add_argument("--train", choices=["all", "encoder"], default="all",
+    p.add_argument("--train", choices=["all", "encoder", "post"], default="all",
                    help="encoder: train only the sender's side (g_a, h_a, the latent-scale law) against the "
-                        "frozen decoder and entropy models, so files made before still decode (start it "
-                        "from --init weights)")
+                        "frozen decoder and entropy models, so files made before still decode; post: train only "
+                        "the decoder's post-filter (added to an --init codec without one; everything else frozen, "
+                        "so the bitstreams do not change). Both start from --init weights")
+    p.add_argument("--post-channels", type=int, default=48,
+                   help="--train post on a codec without a post-filter: its width (dirac_demo.post_filter)")
+    p.add_argument("--post-blocks", type=int, default=4, help="... and its number of residual blocks")
     p.add_argument("--N", type=int, default=None, help="transform channels (default 96; with --init: its own)")
     p.add_argument("--M", type=int, default=None,
                    help="latent channels (default 128); with --init, a larger M widens its latent without "
@@ -149,19 +154,24 @@ def main(argv: list[str] | None = None) -> int:
             probe = to_tensor(sampler.batch(8)) if args.new_channels == "live" else None
             init = widen_codec(init, args.M, seed=args.seed, probe=probe)
         cfg = init.config
+        if args.train == "post" and not cfg.post_channels:
+            cfg = replace(cfg, post_channels=args.post_channels, post_blocks=args.post_blocks)
     grown_here = bool(widen) and not ckpt   # this run grew the latent (a resume carries the ramp only)
     if args.new_channels == "live" and not grown_here:
         raise SystemExit("--new-channels live applies when --M widens an --init codec's latent")
     codec = NeuralCodec(cfg).to(device)
     if ckpt is None and args.init:
-        codec.load_state_dict(init.state_dict())
+        missing, unexpected = codec.load_state_dict(init.state_dict(), strict=False)
+        if unexpected or any(not k.startswith("post.") for k in missing):
+            raise SystemExit(f"--init weights do not match the codec: missing {missing}, unexpected {unexpected}")
     train_decoder = args.train == "all"     # else the decoder side (entropy models included) stays frozen
     if not train_decoder:
         if ckpt is None and not args.init:
-            raise SystemExit("--train encoder fine-tunes an encoder for a trained decoder: give --init (or resume)")
-        encoder = codec.encoder_parameter_names()
+            raise SystemExit(f"--train {args.train} fine-tunes part of a trained codec: give --init (or resume)")
+        trained = (codec.encoder_parameter_names() if args.train == "encoder"
+                   else {n for n, _ in codec.named_parameters() if n.startswith("post.")})
         for n, p in codec.named_parameters():
-            p.requires_grad_(n in encoder)
+            p.requires_grad_(n in trained)
     main_params = [p for n, p in codec.named_parameters() if p.requires_grad and not n.endswith(".quantiles")]
     aux_params = [p for n, p in codec.named_parameters() if n.endswith(".quantiles")]
     opt = torch.optim.Adam(main_params, lr=args.lr if args.lr is not None else DEFAULT_LR)
@@ -191,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     stream = (batch_stream(sampler, args.batch, args.workers, seed=args.seed + 1000 * rank + step,
                            pin=device.type == "cuda") if args.workers else None)
 
-    segment_label = meta["hardware"] + ("" if train_decoder else ", encoder only")
+    segment_label = meta["hardware"] + {"all": "", "encoder": ", encoder only", "post": ", post-filter only"}[args.train]
     if grown_here:
         segment_label += f", latent widened M {widen['from_M']} -> {cfg.M}"
         if widen["new_channels"] == "live":

@@ -115,7 +115,7 @@ class PairMaker:
         x = (to_tensor(batch) if isinstance(batch, np.ndarray) else batch).to(self.device, non_blocking=True)
         lmbda = sample_lmbda(float(self.rng.random()))
         with torch.no_grad():
-            return x, self.codec.reconstruct(x, lmbda)
+            return x, self.codec.reconstruct(x, lmbda, post=False)   # DIRAC reads g_s's output
 
 
 @torch.no_grad()

@@ -32,9 +32,11 @@ for no gain in PSNR while the old channels' rate fell 5–8 % (information moved
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
-from .base_codec import CodecConfig, NeuralCodec
+from .base_codec import NeuralCodec
 
 INIT_STD = 1e-3   # the small random weights that let gradients into the new channels
 LIVE_STD = 0.3    # live new channels' spread before the latent scale (trained ones: median 0.38)
@@ -50,7 +52,7 @@ def widen_codec(old: NeuralCodec, M: int, seed: int = 0, probe: torch.Tensor | N
     M0, N = old.config.M, old.config.N
     if M < M0:
         raise ValueError(f"cannot narrow the latent from {M0} to {M} channels")
-    new = NeuralCodec(CodecConfig(N=N, M=M))
+    new = NeuralCodec(replace(old.config, M=M))         # a post-filter, if any, is kept as it is
     gen = torch.Generator().manual_seed(seed)
     src = old.state_dict()
     dst = new.state_dict()

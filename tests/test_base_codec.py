@@ -164,3 +164,22 @@ def test_neural_file_decodes_with_other_conv_kernels(lmbda):
         b = codec.decompress(enc)
     assert torch.allclose(a, b, atol=1e-4)
     assert 10 * torch.log10(1 / ((a - x) ** 2).mean()) > 24
+
+
+def test_post_filter_starts_as_identity_and_reads_lambda():
+    """A new post-filter changes nothing (zero tail); any size works; once trained its output
+    depends on λ_rate, which the receiver reads from the file."""
+    from dirac_demo.post_filter import PostFilter
+    torch.manual_seed(0)
+    f = PostFilter(8, blocks=2, down=2)
+    for h, w in ((31, 17), (64, 64), (1, 1)):
+        x = torch.rand(2, 3, h, w)
+        assert torch.equal(f(x, 0.0016), x)
+    torch.nn.init.normal_(f.tail.weight, std=0.1)
+    x = torch.rand(1, 3, 33, 20)
+    a, b = f(x, 0.0004), f(x, 0.016)
+    assert a.shape == x.shape and not torch.allclose(a, b)
+    assert torch.allclose(f(x.expand(2, -1, -1, -1), torch.tensor([0.0004, 0.016])),
+                          torch.cat([a, b]), atol=1e-6)                      # one λ per image in a batch
+    with pytest.raises(ValueError):
+        PostFilter(0)

@@ -255,3 +255,29 @@ def test_model_spacing_sets_the_sampled_timesteps(tiny_assets, tmp_path, photo):
     sent = _events(own.run(photo, "jpeg", 10, steps=4, seed=3))
     got = _events(own.run_bitstream(sent[0].bitstream, steps=4, seed=3))
     assert torch.equal(got[-1].image, sent[-1].image)
+
+
+def test_neural_post_filter_shows_the_filtered_base_and_conditions_dirac_before_it(tiny_assets, tmp_path, photo):
+    """With a post-filter, the base shown is the filtered image while DIRAC starts from g_s's
+    output (what codec+DIRAC was trained on), on the sender's and on the receiver's side alike."""
+    import shutil
+
+    from dirac_demo.base_codec import PRE_FILTER, CodecConfig, NeuralCodec
+    from dirac_demo.weights import export_codec, load_codec
+    shutil.copytree(tiny_assets, tmp_path / "a")
+    plain = load_codec(tiny_assets / "codec")
+    filtered = NeuralCodec(CodecConfig(**{**plain.config.to_dict(), "post_channels": 4, "post_blocks": 1}))
+    filtered.load_state_dict(plain.state_dict(), strict=False)
+    torch.manual_seed(0)
+    torch.nn.init.normal_(filtered.post.tail.weight, std=0.05)
+    export_codec(filtered, tmp_path / "a" / "codec", {"note": "tiny random test fixture"})
+    with_pf = DiracPipeline.from_pretrained(str(tmp_path / "a"), device="cpu", precision="fp32")
+    without = DiracPipeline.from_pretrained(str(tiny_assets), device="cpu", precision="fp32")
+    sent = _events(with_pf.run(photo, "neural", 0.0016, steps=3, seed=1))
+    ref = _events(without.run(photo, "neural", 0.0016, steps=3, seed=1))
+    assert sent[0].bitstream[:6] == ref[0].bitstream[:6] and not torch.equal(sent[0].base, ref[0].base)
+    assert torch.equal(sent[0].encoded.extra[PRE_FILTER], ref[0].base)           # g_s's output
+    for a, b in zip(sent[1:-1], ref[1:-1]):                                      # DIRAC from the same start
+        assert torch.allclose(a.image, b.image, atol=1e-6)
+    got = _events(with_pf.run_bitstream(sent[0].bitstream, steps=3, seed=1))
+    assert torch.equal(got[0].base, sent[0].base) and torch.equal(got[-1].image, sent[-1].image)

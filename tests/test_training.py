@@ -396,3 +396,49 @@ def test_encoder_only_training_keeps_the_decoder_and_its_files(data_dir, tmp_pat
     enc = new.compress(x, 0.0016)
     assert (enc.scale_q, enc.chunks) != (old_file.scale_q, old_file.chunks)             # a new encoder's file
     assert enc.weights_id == old_file.weights_id and old.decompress(enc).shape == x.shape  # the old decoder reads it
+
+
+def test_post_filter_training_adds_a_filter_and_keeps_the_bitstreams(data_dir, tmp_path):
+    """--train post gives an --init codec a post-filter and trains only it: the files stay
+    byte-identical, the decoder's output changes, and the new weights id rejects old files."""
+    from dirac_demo import bitstream
+    from dirac_demo.errors import BitstreamError
+    common = ["--data", str(data_dir), "--crop", "64", "--batch", "2", "--N", "8", "--M", "8", "--val-every", "100"]
+    with pytest.raises(SystemExit, match="--init"):
+        train_codec.main([*common, "--out", str(tmp_path / "no_init"), "--train", "post", "--steps", "1"])
+    assert train_codec.main([*common, "--out", str(tmp_path / "full"), "--steps", "2"]) == 0
+    export.main(["codec", "--ckpt", str(tmp_path / "full" / "checkpoint.pt"), "--out", str(tmp_path / "c")])
+    old = load_codec(tmp_path / "c")
+    assert old.post is None
+    assert train_codec.main([*common, "--out", str(tmp_path / "pf"), "--init", str(tmp_path / "c"), "--train", "post",
+                             "--post-channels", "6", "--post-blocks", "1", "--steps", "6", "--lr", "1e-2"]) == 0
+    ck = torch.load(tmp_path / "pf" / "checkpoint.pt", weights_only=False)
+    assert ck["step"] == 6 and ck["config"]["post_channels"] == 6 and ck["config"]["post_blocks"] == 1
+    assert ck["meta"]["segments"][-1]["hardware"].endswith("post-filter only")
+    export.main(["codec", "--ckpt", str(tmp_path / "pf" / "checkpoint.pt"), "--out", str(tmp_path / "p")])
+    new = load_codec(tmp_path / "p")
+    old_p, new_p = dict(old.named_parameters()), dict(new.named_parameters())
+    assert all(torch.equal(old_p[n], new_p[n]) for n in old_p)                        # the codec is frozen
+    assert any(p.abs().sum() > 0 for n, p in new_p.items() if n.startswith("post.tail"))  # the filter trained
+    x = torch.rand(1, 3, 70, 50)
+    old_file, new_file = old.compress(x, 0.0016), new.compress(x, 0.0016)
+    assert new_file.chunks == old_file.chunks and new_file.weights_id != old_file.weights_id
+    base = new.synthesis(*_latents(new, new_file), (70, 50))
+    out = new.decompress(bitstream.parse(bitstream.pack(new_file)))
+    assert out.shape == x.shape and 0 <= out.min() and out.max() <= 1
+    assert not torch.equal(out, old.decompress(old_file))                              # the filter acts
+    assert torch.allclose(out, base.clamp(0, 1), atol=1e-6)
+    assert torch.allclose(new.reconstruct(x, 0.0016), out, atol=1e-5)
+    with pytest.raises(BitstreamError, match="other neural-codec weights"):
+        new.decompress(old_file)
+
+
+def _latents(codec, enc):
+    """(ŷ, s, λ) of a neural file, decoded the way decompress does, for checking its last stage."""
+    from dirac_demo.bitstream import SCALE_STEP
+    shape = (-(-enc.height // 64), -(-enc.width // 64))
+    z_hat = codec.entropy_bottleneck.decompress([enc.chunks[1]], shape)
+    scales, means = codec.hyper_synthesis(z_hat)
+    y_hat = codec.gaussian_conditional.decompress([enc.chunks[0]], codec.gaussian_conditional.build_indexes(scales),
+                                                  means=means).float()
+    return y_hat, enc.scale_q / SCALE_STEP, enc.lmbda

@@ -80,7 +80,7 @@ def test_train_codec_widens_its_init_and_records_it(tmp_path):
     assert train_codec.main([*common, "--out", str(tmp_path / "w"), "--init", str(tmp_path / "c"),
                              "--M", "12", "--new-channel-ramp", "4", "--steps", "3"]) == 0
     ck = torch.load(tmp_path / "w" / "checkpoint.pt", weights_only=False)
-    assert ck["config"] == {"N": 8, "M": 12} and ck["step"] == 3
+    assert ck["config"] == {"N": 8, "M": 12, "post_channels": 0, "post_blocks": 4, "post_down": 2} and ck["step"] == 3
     assert ck["meta"]["segments"][-1]["hardware"].endswith("latent widened M 8 -> 12")
     assert ck["meta"]["widened"] == {"from_M": 8, "at_step": 2, "ramp": 4, "new_channels": "silent"}
     # a resume keeps the ramp where the widening started it (not at the resumed step)
