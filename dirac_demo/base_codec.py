@@ -123,6 +123,10 @@ class NeuralCodec(CompressionModel):
         """Names of the parameters only the encoder uses; the decoder never reads them."""
         return {n for n, _ in self.named_parameters() if n.startswith(self.ENCODER_PREFIXES)}
 
+    def post_filter_parameter_names(self) -> set[str]:
+        """Names of the post-filter's parameters (empty without one)."""
+        return {n for n, _ in self.named_parameters() if n.startswith("post.")}
+
     # ---- latent scaling -------------------------------------------------------------
     def scale(self, lmbda: float | torch.Tensor) -> torch.Tensor:
         """s(λ) quantised to the 16-bit grid that travels in the bitstream (straight-through)."""

@@ -162,14 +162,14 @@ def main(argv: list[str] | None = None) -> int:
     codec = NeuralCodec(cfg).to(device)
     if ckpt is None and args.init:
         missing, unexpected = codec.load_state_dict(init.state_dict(), strict=False)
-        if unexpected or any(not k.startswith("post.") for k in missing):
+        if unexpected or not set(missing) <= codec.post_filter_parameter_names():
             raise SystemExit(f"--init weights do not match the codec: missing {missing}, unexpected {unexpected}")
     train_decoder = args.train == "all"     # else the decoder side (entropy models included) stays frozen
     if not train_decoder:
         if ckpt is None and not args.init:
             raise SystemExit(f"--train {args.train} fine-tunes part of a trained codec: give --init (or resume)")
         trained = (codec.encoder_parameter_names() if args.train == "encoder"
-                   else {n for n, _ in codec.named_parameters() if n.startswith("post.")})
+                   else codec.post_filter_parameter_names())
         for n, p in codec.named_parameters():
             p.requires_grad_(n in trained)
     main_params = [p for n, p in codec.named_parameters() if p.requires_grad and not n.endswith(".quantiles")]

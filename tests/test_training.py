@@ -367,25 +367,31 @@ def test_accum_takes_the_large_batch_step(data_dir, tmp_path):
         train_dirac.main(["--data", str(data_dir), "--out", str(tmp_path / "bad"), "--accum", "0"])
 
 
+def _train_part(data_dir, tmp_path, part: str, *args: str):
+    """A 2-step tiny codec, then ``--train part`` from it to step 6: (the codec, the result, its checkpoint).
+
+    Checks on the way that the part needs --init and that the checkpoint records what trained."""
+    common = ["--data", str(data_dir), "--crop", "64", "--batch", "2", "--N", "8", "--M", "8", "--val-every", "100"]
+    with pytest.raises(SystemExit, match="--init"):
+        train_codec.main([*common, "--out", str(tmp_path / "no_init"), "--train", part, "--steps", "1"])
+    assert train_codec.main([*common, "--out", str(tmp_path / "full"), "--steps", "2"]) == 0
+    export.main(["codec", "--ckpt", str(tmp_path / "full" / "checkpoint.pt"), "--out", str(tmp_path / "c")])
+    assert train_codec.main([*common, "--out", str(tmp_path / part), "--init", str(tmp_path / "c"),
+                             "--train", part, *args, "--steps", "6", "--lr", "1e-2"]) == 0
+    ck = torch.load(tmp_path / part / "checkpoint.pt", weights_only=False)
+    assert ck["step"] == 6 and ck["meta"]["trained"] == part
+    export.main(["codec", "--ckpt", str(tmp_path / part / "checkpoint.pt"), "--out", str(tmp_path / "new")])
+    return load_codec(tmp_path / "c"), load_codec(tmp_path / "new"), ck
+
+
 def test_encoder_only_training_keeps_the_decoder_and_its_files(data_dir, tmp_path):
     """--train encoder moves g_a, h_a and the scale law only: the decoder side stays bit-identical,
     so the weights id (a fingerprint of the decoder) is kept and files made before still decode."""
     from dirac_demo import bitstream
-    common = ["--data", str(data_dir), "--crop", "64", "--batch", "2", "--N", "8", "--M", "8", "--val-every", "100"]
-    with pytest.raises(SystemExit, match="--init"):
-        train_codec.main([*common, "--out", str(tmp_path / "no_init"), "--train", "encoder", "--steps", "1"])
-    assert train_codec.main([*common, "--out", str(tmp_path / "full"), "--steps", "2"]) == 0
-    export.main(["codec", "--ckpt", str(tmp_path / "full" / "checkpoint.pt"), "--out", str(tmp_path / "c")])
-    old = load_codec(tmp_path / "c")
+    old, new, ck = _train_part(data_dir, tmp_path, "encoder")
     x = torch.rand(1, 3, 64, 64)
     old_file = bitstream.parse(bitstream.pack(old.compress(x, 0.0016)))
-    assert train_codec.main([*common, "--out", str(tmp_path / "enc"), "--init", str(tmp_path / "c"),
-                             "--train", "encoder", "--steps", "6", "--lr", "1e-2"]) == 0
-    ck = torch.load(tmp_path / "enc" / "checkpoint.pt", weights_only=False)
-    assert ck["step"] == 6 and ck["meta"]["trained"] == "encoder"
     assert ck["meta"]["segments"][-1]["hardware"].endswith("encoder only")
-    export.main(["codec", "--ckpt", str(tmp_path / "enc" / "checkpoint.pt"), "--out", str(tmp_path / "e")])
-    new = load_codec(tmp_path / "e")
     encoder = old.encoder_parameter_names()
     assert {n.split(".")[0] for n in encoder} == {"g_a", "h_a", "log_alpha", "beta"}
     old_p, new_p = dict(old.named_parameters()), dict(new.named_parameters())
@@ -403,20 +409,10 @@ def test_post_filter_training_adds_a_filter_and_keeps_the_bitstreams(data_dir, t
     byte-identical, the decoder's output changes, and the new weights id rejects old files."""
     from dirac_demo import bitstream
     from dirac_demo.errors import BitstreamError
-    common = ["--data", str(data_dir), "--crop", "64", "--batch", "2", "--N", "8", "--M", "8", "--val-every", "100"]
-    with pytest.raises(SystemExit, match="--init"):
-        train_codec.main([*common, "--out", str(tmp_path / "no_init"), "--train", "post", "--steps", "1"])
-    assert train_codec.main([*common, "--out", str(tmp_path / "full"), "--steps", "2"]) == 0
-    export.main(["codec", "--ckpt", str(tmp_path / "full" / "checkpoint.pt"), "--out", str(tmp_path / "c")])
-    old = load_codec(tmp_path / "c")
+    old, new, ck = _train_part(data_dir, tmp_path, "post", "--post-channels", "6", "--post-blocks", "1")
     assert old.post is None
-    assert train_codec.main([*common, "--out", str(tmp_path / "pf"), "--init", str(tmp_path / "c"), "--train", "post",
-                             "--post-channels", "6", "--post-blocks", "1", "--steps", "6", "--lr", "1e-2"]) == 0
-    ck = torch.load(tmp_path / "pf" / "checkpoint.pt", weights_only=False)
-    assert ck["step"] == 6 and ck["config"]["post_channels"] == 6 and ck["config"]["post_blocks"] == 1
+    assert ck["config"]["post_channels"] == 6 and ck["config"]["post_blocks"] == 1
     assert ck["meta"]["segments"][-1]["hardware"].endswith("post-filter only")
-    export.main(["codec", "--ckpt", str(tmp_path / "pf" / "checkpoint.pt"), "--out", str(tmp_path / "p")])
-    new = load_codec(tmp_path / "p")
     old_p, new_p = dict(old.named_parameters()), dict(new.named_parameters())
     assert all(torch.equal(old_p[n], new_p[n]) for n in old_p)                        # the codec is frozen
     assert any(p.abs().sum() > 0 for n, p in new_p.items() if n.startswith("post.tail"))  # the filter trained
