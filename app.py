@@ -18,11 +18,11 @@ from pathlib import Path
 import gradio as gr
 
 from dirac_demo import DiracError, DiracPipeline, InputError, load_pipeline
-from dirac_demo.base_codec import MAX_REFINE
-from dirac_demo.bitstream import parse
+from dirac_demo.codecs.neural import MAX_REFINE
+from dirac_demo.codecs.bitstream import parse
 from dirac_demo.pipeline import StepResult
-from dirac_demo.refine import DEFAULT_ITERS as UI_REFINE_ITERS
-from dirac_demo.ui_helpers import (APP_MAX_PIXELS, DEFAULT_LOG_LMBDA, DEFAULT_QF, DEFAULT_STEPS,
+from dirac_demo.codecs.refine import DEFAULT_ITERS as UI_REFINE_ITERS
+from dirac_demo.ui_state import (APP_MAX_PIXELS, DEFAULT_LOG_LMBDA, DEFAULT_QF, DEFAULT_STEPS,
                                    LOG_LMBDA_MAX, LOG_LMBDA_MIN, MAX_SEED, MAX_STEPS, RunRecord, StopFlag,
                                    api_rate, cleanup_record, device_label, file_stem, has_threshold_table,
                                    lmbda_from_log, missing_model_note, models_markdown, read_bitstream,

@@ -12,14 +12,15 @@ from typing import Iterator, Union
 
 import torch
 
-from . import bitstream
-from .base_codec import PRE_FILTER, JpegCodec, NeuralCodec
-from .bitstream import Encoded
+from .codecs import bitstream
+from .codecs.jpeg import JpegCodec
+from .codecs.neural import PRE_FILTER, NeuralCodec
+from .codecs.bitstream import Encoded
 from .errors import BitstreamError, InputError, WeightsError
 from .images import MAX_PIXELS, ImageLike, from_signed, load_image, pad_to_multiple, pil_to_tensor, to_signed
-from .metrics import ms_ssim, psnr
-from .sampler import Step, ddim_sample, late_start_noise, nearest_threshold
-from .schedule import Schedule, Spacing
+from .quality import bits_per_pixel, ms_ssim, psnr
+from .diffusion.sampler import Step, ddim_sample, late_start_noise, nearest_threshold
+from .diffusion.schedule import Schedule, Spacing
 from .weights import DiracModel, load_codec, load_dirac, resolve
 
 NUM_RESPACED = 100
@@ -43,7 +44,7 @@ class Compressed:
     @property
     def bpp(self) -> float:
         """Bits per pixel from the real file size."""
-        return self.nbytes * 8.0 / (self.encoded.width * self.encoded.height)
+        return bits_per_pixel(self.nbytes, self.encoded.width, self.encoded.height)
 
 
 @dataclass

@@ -15,10 +15,10 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from .base_codec import CodecConfig, NeuralCodec
+from .codecs.neural import CodecConfig, NeuralCodec
 from .errors import WeightsError
-from .schedule import Spacing
-from .unet import ResidualUNet, UNetConfig
+from .diffusion.schedule import Spacing
+from .diffusion.unet import ResidualUNet, UNetConfig
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 HUB_ENV = "DIRAC_HUB_REPO"

@@ -15,7 +15,7 @@ import sys
 import torch
 from compressai.models.google import get_scale_table
 
-from dirac_demo.data import heldout_images
+from dirac_demo.train.data import heldout_images
 from dirac_demo.images import load_image, pad_to_multiple, pil_to_tensor
 from dirac_demo.weights import load_codec
 

@@ -19,9 +19,9 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-import dirac_demo.sampler as sampler
-from dirac_demo.schedule import Schedule
-from dirac_demo.swd import swd
+import dirac_demo.diffusion.sampler as sampler
+from dirac_demo.diffusion.schedule import Schedule
+from dirac_demo.eval.swd import swd
 from heldout import base_stats, compress_heldout, parse_spacing, run_steps   # results/heldout.py
 
 

@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from dirac_demo.swd import swd
+from dirac_demo.eval.swd import swd
 from heldout import base_stats, compress_heldout, parse_spacing, run_steps   # results/heldout.py
 
 

@@ -1,10 +1,10 @@
 """The held-out split the sampler sweeps use: every 40th training file, which training never sees."""
 from __future__ import annotations
 
-from dirac_demo.data import heldout_images
-from dirac_demo.metrics import psnr
-from dirac_demo.schedule import Spacing
-from dirac_demo.swd import swd
+from dirac_demo.train.data import heldout_images
+from dirac_demo.eval.metrics import psnr
+from dirac_demo.diffusion.schedule import Spacing
+from dirac_demo.eval.swd import swd
 from dirac_demo.pipeline import DiracPipeline
 
 

@@ -5,7 +5,7 @@
 set -euo pipefail
 D=${1:?usage: bash results/run_all.sh KODAK_DIR}
 cd "$(dirname "$0")/.."
-E="python -m dirac_demo.evaluate --data $D --threads 1 --quiet"
+E="python -m dirac_demo.eval.evaluate --data $D --threads 1 --quiet"
 # two evaluations at a time, one thread each; the base codecs first (minutes, not tens of them)
 $E --codec webp --quality 5 10 20 30 50 70 90 --json results/webp.json &
 $E --codec neural --lmbda 0.0004 0.0008 0.0016 0.003 0.006 0.016 --steps 0 --json results/neural_base.json &
@@ -22,11 +22,11 @@ $E --codec jpeg --qf 10 --steps 20 --step-every 5 --threshold-compare --limit 8 
 wait
 $E --codec jpeg --qf 10 --steps 20 --full-steps-compare --step-every 5 --limit 4 --json results/jpeg_full.json
 # the neural codec with encoder-side latent refinement (SGA, 60 iterations: ~40 s per image and λ)
-python -m dirac_demo.evaluate --data $D --threads 2 --quiet --codec neural --lmbda 0.0004 0.0016 0.006 0.016 \
+python -m dirac_demo.eval.evaluate --data $D --threads 2 --quiet --codec neural --lmbda 0.0004 0.0016 0.006 0.016 \
     --steps 0 --refine 60 --json results/neural_refined.json
-python -m dirac_demo.evaluate --data $D --threads 2 --quiet --codec neural --lmbda 0.0008 0.003 \
+python -m dirac_demo.eval.evaluate --data $D --threads 2 --quiet --codec neural --lmbda 0.0008 0.003 \
     --steps 0 --refine 60 --json results/neural_refined_mid.json
-python -m dirac_demo.benchmark --threads 2 --json results/bench.json
-python -m dirac_demo.benchmark --threads 2 --precision fp32 --sizes 768x512 --json results/bench_fp32.json
-python -m dirac_demo.plots --from results/*.json --out results/plots
-python -m dirac_demo.report --from results/*.json --out results/RESULTS.md
+python -m dirac_demo.eval.benchmark --threads 2 --json results/bench.json
+python -m dirac_demo.eval.benchmark --threads 2 --precision fp32 --sizes 768x512 --json results/bench_fp32.json
+python -m dirac_demo.eval.plots --from results/*.json --out results/plots
+python -m dirac_demo.eval.report --from results/*.json --out results/RESULTS.md

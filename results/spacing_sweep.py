@@ -3,7 +3,7 @@
     PYTHONPATH=. python results/spacing_sweep.py --data ../shared/data/train [--codec jpeg --rate 10]
         [--spacing 1:1 1.5:2 2:2 ...] [--every 5]
 
-Each ``SCALE:POWER`` is a :class:`dirac_demo.schedule.Spacing`: S = 20 steps from t_start =
+Each ``SCALE:POWER`` is a :class:`dirac_demo.diffusion.schedule.Spacing`: S = 20 steps from t_start =
 SCALE × 190 down to 0, t_k = round(t_start · (k / 19)^POWER); 1:1 is the paper's uniform late
 start (190, 180, …, 0), POWER 2 DDIM's "quad" spacing. For each: the first timestep, mean PSNR
 gain over the base after the first and the last step, and SWD (4096 patches) of the last step
@@ -18,9 +18,9 @@ import time
 
 import torch
 
-from dirac_demo.report import largest_swd_rise
-from dirac_demo.schedule import Spacing
-from dirac_demo.swd import swd
+from dirac_demo.eval.report import largest_swd_rise
+from dirac_demo.diffusion.schedule import Spacing
+from dirac_demo.eval.swd import swd
 from heldout import base_stats, compress_heldout, parse_spacing, run_steps   # results/heldout.py
 
 

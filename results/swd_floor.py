@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from dirac_demo.data import list_images
-from dirac_demo.swd import SlicedWasserstein, num_levels
+from dirac_demo.train.data import list_images
+from dirac_demo.eval.swd import SlicedWasserstein, num_levels
 
 
 def _tensor(im: Image.Image) -> torch.Tensor:

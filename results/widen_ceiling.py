@@ -19,7 +19,7 @@ import sys
 import numpy as np
 import torch
 
-from dirac_demo.data import heldout_images, list_images
+from dirac_demo.train.data import heldout_images, list_images
 from dirac_demo.images import crop, load_image, pad_to_multiple, pil_to_tensor
 from dirac_demo.weights import load_codec
 

@@ -11,9 +11,9 @@ from PIL import Image
 warnings.filterwarnings("ignore", category=FutureWarning)
 torch.set_num_threads(1)
 
-from dirac_demo.base_codec import CodecConfig, NeuralCodec  # noqa: E402
+from dirac_demo.codecs.neural import CodecConfig, NeuralCodec  # noqa: E402
 from dirac_demo.pipeline import DiracPipeline  # noqa: E402
-from dirac_demo.unet import ResidualUNet, UNetConfig  # noqa: E402
+from dirac_demo.diffusion.unet import ResidualUNet, UNetConfig  # noqa: E402
 from dirac_demo.weights import export_codec, export_dirac  # noqa: E402
 
 TINY_UNET = UNetConfig(channels=[8, 16], blocks=[1, 1], emb_dim=16, groups=4)

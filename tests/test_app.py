@@ -23,7 +23,7 @@ import app
 from app_server import serve
 from dirac_demo import DiracPipeline, StepResult
 from dirac_demo.images import tensor_to_uint8
-from dirac_demo.ui_helpers import CROP_SIZE, DEFAULT_LOG_LMBDA, GAP, StopFlag
+from dirac_demo.ui_state import CROP_SIZE, DEFAULT_LOG_LMBDA, GAP, StopFlag
 
 VIEW = ("original", 50, 50, 1)     # reference, crop x %, crop y %, zoom
 

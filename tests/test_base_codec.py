@@ -5,8 +5,9 @@ import pytest
 import torch
 from PIL import Image
 
-from dirac_demo import bitstream
-from dirac_demo.base_codec import JpegCodec, sample_lmbda
+from dirac_demo.codecs import bitstream
+from dirac_demo.codecs.jpeg import JpegCodec
+from dirac_demo.codecs.neural import sample_lmbda
 from dirac_demo.errors import BitstreamError, InputError
 from dirac_demo.images import pil_to_tensor
 
@@ -169,7 +170,7 @@ def test_neural_file_decodes_with_other_conv_kernels(lmbda):
 def test_post_filter_starts_as_identity_and_reads_lambda():
     """A new post-filter changes nothing (zero tail); any size works; once trained its output
     depends on λ_rate, which the receiver reads from the file."""
-    from dirac_demo.post_filter import PostFilter
+    from dirac_demo.codecs.post_filter import PostFilter
     torch.manual_seed(0)
     f = PostFilter(8, blocks=2, down=2)
     for h, w in ((31, 17), (64, 64), (1, 1)):

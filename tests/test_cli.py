@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dirac_demo.__main__ import main
+from dirac_demo.cli import main
 
 
 def run(*args):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dirac_demo import report
+from dirac_demo.eval import report
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
@@ -25,7 +25,7 @@ def _table(text: str, title: str) -> str:
 def test_results_md_is_the_report_of_the_result_files():
     sources = sorted(str(p) for p in RESULTS.glob("*.json"))
     assert report.render(report.load(sources)) == (RESULTS / "RESULTS.md").read_text(), (
-        "results/RESULTS.md is stale: python -m dirac_demo.report --from results/*.json --out results/RESULTS.md")
+        "results/RESULTS.md is stale: python -m dirac_demo.eval.report --from results/*.json --out results/RESULTS.md")
 
 
 def test_readme_carries_the_results_verbatim():

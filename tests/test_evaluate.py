@@ -5,12 +5,12 @@ import pytest
 import torch
 from PIL import Image
 
-from dirac_demo import benchmark, metrics, plots, report
-from dirac_demo.evaluate import list_images, main, report_steps, webp_roundtrip
+from dirac_demo.eval import benchmark, metrics, plots, report
+from dirac_demo.eval.evaluate import list_images, main, report_steps, webp_roundtrip
 from dirac_demo.images import from_signed, to_signed
 from dirac_demo.images import pil_to_tensor
 from dirac_demo.pipeline import StepResult
-from dirac_demo.sampler import update_angle
+from dirac_demo.diffusion.sampler import update_angle
 from dirac_demo.weights import export_codec, export_dirac
 
 from conftest import tiny_codec, tiny_net
@@ -259,7 +259,7 @@ def test_evaluate_spacing_compare(data, tiny_assets, tmp_path, capsys):
     """--spacing-compare runs the paper's uniform late start beside the model's own spacing."""
     import shutil
 
-    from dirac_demo import export
+    from dirac_demo.train import export
     assets = tmp_path / "a"
     shutil.copytree(tiny_assets, assets)
     assert export.main(["sampler", "--out", str(assets / "dirac_jpeg"), "--start-scale", "1.5", "--power", "2"]) == 0

@@ -4,8 +4,8 @@ import scipy.ndimage
 import torch
 import torch.nn.functional as F
 
-from dirac_demo import metrics as M
-from dirac_demo import swd as S
+from dirac_demo.eval import metrics as M
+from dirac_demo.eval import swd as S
 
 # ---- SWD ----------------------------------------------------------------------------------
 _G = np.float32([[1, 4, 6, 4, 1], [4, 16, 24, 16, 4], [6, 24, 36, 24, 6],

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from dirac_demo import bitstream
+from dirac_demo.codecs import bitstream
 from dirac_demo.errors import BitstreamError, InputError, WeightsError
 from dirac_demo.pipeline import Compressed, DiracPipeline, Finished, StepResult
 
@@ -233,8 +233,8 @@ def test_model_spacing_sets_the_sampled_timesteps(tiny_assets, tmp_path, photo):
     """A model JSON's "sampler" entry moves the late-start steps; the paper's stays the default."""
     import shutil
 
-    from dirac_demo import export
-    from dirac_demo.schedule import Spacing
+    from dirac_demo.train import export
+    from dirac_demo.diffusion.schedule import Spacing
     shutil.copytree(tiny_assets, tmp_path / "a")
     assert export.main(["sampler", "--out", str(tmp_path / "a" / "dirac_jpeg"), "--start-scale", "1.5",
                         "--power", "2"]) == 0
@@ -262,7 +262,7 @@ def test_neural_post_filter_shows_the_filtered_base_and_conditions_dirac_before_
     output (what codec+DIRAC was trained on), on the sender's and on the receiver's side alike."""
     import shutil
 
-    from dirac_demo.base_codec import PRE_FILTER, CodecConfig, NeuralCodec
+    from dirac_demo.codecs.neural import PRE_FILTER, CodecConfig, NeuralCodec
     from dirac_demo.weights import export_codec, load_codec
     shutil.copytree(tiny_assets, tmp_path / "a")
     plain = load_codec(tiny_assets / "codec")

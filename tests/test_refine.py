@@ -7,10 +7,10 @@ import pytest
 import torch
 from PIL import Image
 
-from dirac_demo import bitstream
+from dirac_demo.codecs import bitstream
 from dirac_demo.errors import InputError
 from dirac_demo.images import pil_to_tensor
-from dirac_demo.refine import refine_latents, sga_round
+from dirac_demo.codecs.refine import refine_latents, sga_round
 
 
 def test_sga_round_brackets_and_has_gradients():

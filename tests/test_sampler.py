@@ -3,9 +3,9 @@ import math
 import pytest
 import torch
 
-from dirac_demo.sampler import (ddim_sample, ddim_sigma, ddim_update, late_start_noise, nearest_threshold,
+from dirac_demo.diffusion.sampler import (ddim_sample, ddim_sigma, ddim_update, late_start_noise, nearest_threshold,
                                 update_angle)
-from dirac_demo.schedule import Schedule, late_start_timesteps
+from dirac_demo.diffusion.schedule import Schedule, late_start_timesteps
 
 
 def test_oracle_network_recovers_r0_exactly():
@@ -103,7 +103,7 @@ def test_nearest_threshold_in_log_space():
 
 
 def test_update_angle_straight_line_is_zero():
-    from dirac_demo.sampler import Step
+    from dirac_demo.diffusion.sampler import Step
     a = Step(0, 10, torch.zeros(10), torch.ones(10))
     b = Step(1, 0, torch.full((10,), 0.5), torch.ones(10))
     assert update_angle(a, b) == pytest.approx(0.0, abs=1e-5)

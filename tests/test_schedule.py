@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from dirac_demo.schedule import Schedule, Spacing, late_start_timesteps, linear_betas, space_timesteps
+from dirac_demo.diffusion.schedule import Schedule, Spacing, late_start_timesteps, linear_betas, space_timesteps
 
 
 def test_linear_betas_endpoints_and_spacing():

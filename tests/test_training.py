@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from dirac_demo import export, thresholds, train_codec, train_dirac
+from dirac_demo.train import export, thresholds, codec as train_codec, dirac as train_dirac
 from dirac_demo.weights import load_codec, load_dirac
 
 TINY = ["--channels", "8,16", "--blocks", "1,1"]
@@ -62,7 +62,7 @@ def test_train_dirac_jpeg_resume_and_export(data_dir, tmp_path):
 
 
 def test_snr_weights_shift_weight_to_low_noise_and_keep_mean_one():
-    from dirac_demo.schedule import Schedule
+    from dirac_demo.diffusion.schedule import Schedule
     abar = Schedule().alphas_cumprod
     assert np.array_equal(train_dirac.snr_weights(abar, None, 200, 0.8), np.ones(1000))
     w = train_dirac.snr_weights(abar, 20.0, 200, 0.8)
@@ -91,7 +91,7 @@ def test_snr_gamma_changes_the_update_and_is_recorded(data_dir, tmp_path):
 def test_validate_measures_gain_and_realism():
     """A network that adds nothing gains 0 dB at SWD 1× the base's; one that predicts the true
     residual gains a lot and brings SWD far below 1×."""
-    from dirac_demo.schedule import Schedule
+    from dirac_demo.diffusion.schedule import Schedule
     import contextlib
     g = torch.Generator().manual_seed(0)
     x = torch.rand(4, 3, 48, 48, generator=g)
@@ -108,7 +108,7 @@ def test_validate_measures_gain_and_realism():
 def test_log_written_by_an_older_version_is_upgraded(tmp_path):
     """Resuming a run whose log.csv has other columns rewrites it under the new header, keeping
     old values under their own names, so new rows never land under the wrong column."""
-    from dirac_demo.train_common import CsvLog
+    from dirac_demo.train.common import CsvLog
     path = tmp_path / "log.csv"
     path.write_text("step,loss,val_gain_db,lr,old_col\n1,0.5,1.0,1e-4,x\n2,0.4,,1e-4,y\n3,0.3,,1e-4,z\n")
     log = CsvLog(path, ["step", "loss", "val_gain_db", "val_swd_ratio", "lr"], resume_step=2)
@@ -185,7 +185,7 @@ def _env():
 
 def test_ctrl_c_saves_a_checkpoint(data_dir, tmp_path):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "dirac_demo.train_dirac", "--data", str(data_dir), "--out", str(out), "--crop", "32",
+    cmd = [sys.executable, "-m", "dirac_demo.train.dirac", "--data", str(data_dir), "--out", str(out), "--crop", "32",
            "--batch", "2", "--bf16", "off", "--save-every", "100000", "--val-every", "100000", "--threads", "1", *TINY]
     proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     log = out / "log.csv"
@@ -201,7 +201,7 @@ def test_ctrl_c_saves_a_checkpoint(data_dir, tmp_path):
 def test_torchrun_gloo_two_processes(data_dir, tmp_path):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-           "-m", "dirac_demo.train_dirac", "--data", str(data_dir), "--out", str(out), "--crop", "32",
+           "-m", "dirac_demo.train.dirac", "--data", str(data_dir), "--out", str(out), "--crop", "32",
            "--batch", "2", "--bf16", "off", "--steps", "3", "--val-every", "100", "--threads", "1", *TINY]
     proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -234,7 +234,7 @@ def test_init_from_exported_weights_continues_the_count(data_dir, tmp_path):
 def test_csv_log_resume_moves_rows_past_the_checkpoint_aside(tmp_path):
     """A run killed between saves resumes from its last checkpoint; its log must not keep
     (and later duplicate) the steps whose weights were lost."""
-    from dirac_demo.train_common import CsvLog
+    from dirac_demo.train.common import CsvLog
 
     path = tmp_path / "log.csv"
     log = CsvLog(path, ["step", "loss"])
@@ -264,7 +264,7 @@ def test_worker_processes_feed_both_trainers(data_dir, tmp_path):
 
 
 def test_linear_decay_reaches_the_end_value_and_stays():
-    from dirac_demo.train_common import LinearDecay
+    from dirac_demo.train.common import LinearDecay
 
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     decay = LinearDecay(opt, start_step=10, total=20, end=0.5)
@@ -278,7 +278,7 @@ def test_linear_decay_reaches_the_end_value_and_stays():
 
 
 def test_warmup_ramps_a_fresh_optimiser_onto_the_decay_line():
-    from dirac_demo.train_common import LinearDecay
+    from dirac_demo.train.common import LinearDecay
 
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     decay = LinearDecay(opt, start_step=10, total=20, end=0.0, warmup=4)
@@ -297,7 +297,7 @@ def test_warmup_ramps_a_fresh_optimiser_onto_the_decay_line():
 
 
 def test_warmup_applies_to_a_fresh_start_not_a_resumed_run_in_both_trainers(tmp_path, data_dir):
-    from dirac_demo import train_codec
+    from dirac_demo.train import codec as train_codec
 
     args = ["--data", str(data_dir), "--out", str(tmp_path / "c"), "--crop", "64", "--N", "8", "--M", "8",
             "--batch", "2", "--val-every", "100", "--lr", "1e-4", "--warmup", "4"]
@@ -305,7 +305,7 @@ def test_warmup_applies_to_a_fresh_start_not_a_resumed_run_in_both_trainers(tmp_
     assert train_codec.main([*args, "--steps", "3"]) == 0    # resumes with its Adam state: no second ramp
     lrs = [float(r["lr"]) for r in _rows(tmp_path / "c" / "log.csv")]
     assert lrs == pytest.approx([2.5e-5, 5e-5, 1e-4])
-    from dirac_demo import train_dirac                        # the diffusion trainer takes the same flag
+    from dirac_demo.train import dirac as train_dirac                        # the diffusion trainer takes the same flag
     assert train_dirac.main(["--data", str(data_dir), "--out", str(tmp_path / "d"), "--crop", "32", "--batch", "2",
                              "--bf16", "off", "--val-every", "100", "--lr", "1e-4", "--warmup", "2",
                              "--steps", "3", *TINY]) == 0
@@ -313,7 +313,7 @@ def test_warmup_applies_to_a_fresh_start_not_a_resumed_run_in_both_trainers(tmp_
 
 
 def test_finite_guard_skips_bad_steps_then_stops():
-    from dirac_demo.train_common import FiniteGuard
+    from dirac_demo.train.common import FiniteGuard
 
     guard = FiniteGuard(patience=3)
     assert guard.ok(torch.tensor(1.0), 0)
@@ -327,7 +327,7 @@ def test_finite_guard_skips_bad_steps_then_stops():
 
 
 def test_hardware_segments_merge_and_reach_the_exported_facts(data_dir, tmp_path):
-    from dirac_demo.train_common import extend_segments, prior_segments
+    from dirac_demo.train.common import extend_segments, prior_segments
 
     legacy = prior_segments({"steps": 100, "wall_hours": 2.0, "hardware": "old CPU"})
     assert legacy == [{"hardware": "old CPU", "from_step": 1, "to_step": 100, "hours": 2.0}]
@@ -387,7 +387,7 @@ def _train_part(data_dir, tmp_path, part: str, *args: str):
 def test_encoder_only_training_keeps_the_decoder_and_its_files(data_dir, tmp_path):
     """--train encoder moves g_a, h_a and the scale law only: the decoder side stays bit-identical,
     so the weights id (a fingerprint of the decoder) is kept and files made before still decode."""
-    from dirac_demo import bitstream
+    from dirac_demo.codecs import bitstream
     old, new, ck = _train_part(data_dir, tmp_path, "encoder")
     x = torch.rand(1, 3, 64, 64)
     old_file = bitstream.parse(bitstream.pack(old.compress(x, 0.0016)))
@@ -407,7 +407,7 @@ def test_encoder_only_training_keeps_the_decoder_and_its_files(data_dir, tmp_pat
 def test_post_filter_training_adds_a_filter_and_keeps_the_bitstreams(data_dir, tmp_path):
     """--train post gives an --init codec a post-filter and trains only it: the files stay
     byte-identical, the decoder's output changes, and the new weights id rejects old files."""
-    from dirac_demo import bitstream
+    from dirac_demo.codecs import bitstream
     from dirac_demo.errors import BitstreamError
     old, new, ck = _train_part(data_dir, tmp_path, "post", "--post-channels", "6", "--post-blocks", "1")
     assert old.post is None
@@ -431,7 +431,7 @@ def test_post_filter_training_adds_a_filter_and_keeps_the_bitstreams(data_dir, t
 
 def _latents(codec, enc):
     """(ŷ, s, λ) of a neural file, decoded the way decompress does, for checking its last stage."""
-    from dirac_demo.bitstream import SCALE_STEP
+    from dirac_demo.codecs.bitstream import SCALE_STEP
     shape = (-(-enc.height // 64), -(-enc.width // 64))
     z_hat = codec.entropy_bottleneck.decompress([enc.chunks[1]], shape)
     scales, means = codec.hyper_synthesis(z_hat)

@@ -1,6 +1,6 @@
 import torch
 
-from dirac_demo.unet import ResidualUNet, UNetConfig
+from dirac_demo.diffusion.unet import ResidualUNet, UNetConfig
 
 
 def test_inference_path_equals_the_training_path():

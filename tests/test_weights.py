@@ -5,7 +5,7 @@ import warnings
 import pytest
 
 from dirac_demo.errors import WeightsError
-from dirac_demo.unet import UNetConfig
+from dirac_demo.diffusion.unet import UNetConfig
 from dirac_demo.weights import ASSETS, load_codec, load_dirac, resolve
 
 
@@ -72,7 +72,7 @@ def test_fp16_export_keeps_the_likelihood_bound(tmp_path):
     import torch
     from safetensors.torch import load_file, save_file
 
-    from dirac_demo.base_codec import CodecConfig, NeuralCodec
+    from dirac_demo.codecs.neural import CodecConfig, NeuralCodec
     from dirac_demo.weights import export_codec, load_codec
 
     export_codec(NeuralCodec(CodecConfig(N=8, M=8)), tmp_path / "c", {})
@@ -91,8 +91,8 @@ def test_fp16_export_keeps_the_likelihood_bound(tmp_path):
 
 
 def test_sampler_spacing_export_load_and_reset(tiny_assets, tmp_path, capsys):
-    from dirac_demo import export
-    from dirac_demo.schedule import Spacing
+    from dirac_demo.train import export
+    from dirac_demo.diffusion.schedule import Spacing
     shutil.copytree(tiny_assets, tmp_path / "a")
     prefix = tmp_path / "a" / "dirac_jpeg"
     assert load_dirac(prefix).spacing == Spacing()                 # no "sampler" entry: the paper's

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .errors import InputError
-from .images import load_image
+from ..errors import InputError
+from ..images import load_image
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm"}
 

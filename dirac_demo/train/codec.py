@@ -1,4 +1,4 @@
-"""Train the multi-rate neural codec: ``python -m dirac_demo.train_codec --data DIR``.
+"""Train the multi-rate neural codec: ``python -m dirac_demo.train.codec --data DIR``.
 
 Rate–distortion loss D + λ_rate·R (D: MSE on [0, 1] RGB, R: bits per pixel) with λ_rate
 drawn log-uniformly in [0.0004, 0.016] per batch (eq. 11); the latent-scaling parameters
@@ -18,9 +18,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .base_codec import CodecConfig, NeuralCodec, sample_lmbda
+from ..codecs.neural import CodecConfig, NeuralCodec, sample_lmbda
 from .data import CropSampler, batch_stream, heldout_images, to_tensor
-from .train_common import (CsvLog, FiniteGuard, LinearDecay, RunDir, Stopper, add_lr_arguments,
+from .common import (CsvLog, FiniteGuard, LinearDecay, RunDir, Stopper, add_lr_arguments,
                            checkpoint_segments, hardware, load_checkpoint, prior_segments, setup_distributed,
                            tune_backend, unwrap, use_bf16)
 
@@ -31,7 +31,7 @@ VAL_LMBDAS = {"lo": 0.016, "mid": 0.0016, "hi": 0.0004}   # low, middle and high
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m dirac_demo.train_codec", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m dirac_demo.train.codec", description=__doc__)
     p.add_argument("--data", required=True, help="folder of training images (never Kodak)")
     p.add_argument("--out", default="runs/codec")
     p.add_argument("--init", default=None, help="start from these codec weights (prefix), e.g. assets/codec")
@@ -46,21 +46,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "the decoder's post-filter (added to an --init codec without one; everything else frozen, "
                         "so the bitstreams do not change). Both start from --init weights")
     p.add_argument("--post-channels", type=int, default=48,
-                   help="--train post on a codec without a post-filter: its width (dirac_demo.post_filter)")
+                   help="--train post on a codec without a post-filter: its width (dirac_demo.codecs.post_filter)")
     p.add_argument("--post-blocks", type=int, default=4, help="... and its number of residual blocks")
     p.add_argument("--N", type=int, default=None, help="transform channels (default 96; with --init: its own)")
-    p.add_argument("--M", type=int, default=None,
-                   help="latent channels (default 128); with --init, a larger M widens its latent without "
-                        "changing what it computes (dirac_demo.widen)")
-    p.add_argument("--new-channel-ramp", type=int, default=1000,
-                   help="after widening (--M), the new latent channels' rate enters the loss with a weight "
-                        "ramped from 0 to 1 over this many steps, to let the silent new channels open (it did "
-                        "not within 555 CPU steps in session 14; with live ones, session 15, the discount "
-                        "moved information from the old channels into the new ones; README)")
-    p.add_argument("--new-channels", choices=["silent", "live"], default="silent",
-                   help="after widening (--M): start the new channels silent (reconstructions and rates "
-                        "unchanged) or live (random analysis weights calibrated on 8 training crops; "
-                        "reconstructions unchanged, rates not; dirac_demo.widen)")
+    p.add_argument("--M", type=int, default=None, help="latent channels (default 128; with --init: its own)")
     p.add_argument("--bf16", choices=["auto", "on", "off"], default="auto",
                    help="bf16 autocast for the analysis/synthesis transforms (auto: CUDA or a CPU with bf16 units)")
     p.add_argument("--threads", type=int, default=0)
@@ -81,25 +70,6 @@ def bits_per_pixel(likelihoods, x: torch.Tensor) -> torch.Tensor:
 def rd_terms(out: dict, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(MSE on [0, 1], bits per pixel) of a forward pass."""
     return F.mse_loss(out["x_hat"], x), bits_per_pixel(out["likelihoods"].values(), x)
-
-
-def new_channel_weight(widened: dict | None, step: int) -> float:
-    """The weight of the widened channels' rate in the loss at ``step`` (1 once the ramp is over).
-
-    A channel grown silent sits at GaussianConditional's lowest scale, where any value off its
-    mean costs many bits, and the rate term holds it at zero against the small gain the
-    decoder could draw from it (session 14: 471 steps left the 32 new channels at 0.00 % of the
-    rate). Ramping their rate in is meant to let the distortion open them first; in session 14
-    it did not within 555 steps either (0.00 %; README, "Training").
-    """
-    if not widened or widened["ramp"] <= 0:
-        return 1.0
-    return min(1.0, max(0.0, (step - widened["at_step"]) / widened["ramp"]))
-
-
-def new_channel_bpp(out: dict, x: torch.Tensor, first: int) -> torch.Tensor:
-    """Bits per pixel of the latent channels from ``first`` on."""
-    return bits_per_pixel([out["likelihoods"]["y"][:, first:]], x)
 
 
 @torch.no_grad()
@@ -135,30 +105,18 @@ def main(argv: list[str] | None = None) -> int:
     default = CodecConfig()
     cfg = CodecConfig(**ckpt["config"]) if ckpt else CodecConfig(args.N or default.N, args.M or default.M)
     step, init_seconds, history = 0, 0.0, []
-    widen = ckpt["meta"].get("widened") if ckpt else None     # the new channels' rate ramp, kept on resume
     if ckpt is None and args.init:
-        from .weights import load_codec
+        from ..weights import load_codec
         init = load_codec(args.init)
         facts = init.meta.get("training", {})
         step = int(facts.get("steps", 0))
         init_seconds = 3600.0 * float(facts.get("wall_hours", 0.0))
         history = prior_segments(facts)
-        if args.N not in (None, init.config.N) or (args.M is not None and args.M < init.config.M):
-            raise SystemExit(f"--init has N={init.config.N}, M={init.config.M}: only a larger --M can be grown into it")
-        if args.M and args.M > init.config.M:
-            if args.train != "all":
-                raise SystemExit("widening the latent (--M) needs --train all: the decoder must learn to read it")
-            from .widen import widen_codec
-            widen = {"from_M": init.config.M, "at_step": step, "ramp": args.new_channel_ramp,
-                     "new_channels": args.new_channels}
-            probe = to_tensor(sampler.batch(8)) if args.new_channels == "live" else None
-            init = widen_codec(init, args.M, seed=args.seed, probe=probe)
+        if args.N not in (None, init.config.N) or args.M not in (None, init.config.M):
+            raise SystemExit(f"--init has N={init.config.N}, M={init.config.M}: --N and --M must match it")
         cfg = init.config
         if args.train == "post" and not cfg.post_channels:
             cfg = replace(cfg, post_channels=args.post_channels, post_blocks=args.post_blocks)
-    grown_here = bool(widen) and not ckpt   # this run grew the latent (a resume carries the ramp only)
-    if args.new_channels == "live" and not grown_here:
-        raise SystemExit("--new-channels live applies when --M widens an --init codec's latent")
     codec = NeuralCodec(cfg).to(device)
     if ckpt is None and args.init:
         missing, unexpected = codec.load_state_dict(init.state_dict(), strict=False)
@@ -195,17 +153,11 @@ def main(argv: list[str] | None = None) -> int:
     stopper, guard = Stopper(), FiniteGuard()
     meta = {"crop": args.crop, "batch": args.batch * world, "lr": opt.param_groups[0]["lr"], "bf16": bf16,
             "hardware": hardware(device), "trained": args.train}
-    if widen:
-        meta["widened"] = widen
     decay = LinearDecay(opt, step, args.steps, args.lr_end, 0 if ckpt else args.warmup)
     stream = (batch_stream(sampler, args.batch, args.workers, seed=args.seed + 1000 * rank + step,
                            pin=device.type == "cuda") if args.workers else None)
 
     segment_label = meta["hardware"] + {"all": "", "encoder": ", encoder only", "post": ", post-filter only"}[args.train]
-    if grown_here:
-        segment_label += f", latent widened M {widen['from_M']} -> {cfg.M}"
-        if widen["new_channels"] == "live":
-            segment_label += " (live new channels)"
     run = RunDir(out, rank, ckpt.get("wall_seconds", 0.0) if ckpt else init_seconds, ["loss", "val_psnr_mid", "val_bpp_mid"],
                   history, segment_label, step)
 
@@ -220,9 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         lmbda = sample_lmbda(float(rng.random()))
         res = ddp(x, lmbda, bf16=bf16)
         mse, bpp = rd_terms(res, x)
-        w_new = new_channel_weight(widen, step)
-        rate = bpp if w_new >= 1 else bpp - (1 - w_new) * new_channel_bpp(res, x, widen["from_M"])
-        loss = mse + lmbda * rate
+        loss = mse + lmbda * bpp
         if not guard.ok(loss, step):
             continue
         opt.zero_grad(set_to_none=True)

@@ -1,6 +1,6 @@
 """Markdown tables of the paper's claims from evaluation and benchmark JSON files.
 
-``python -m dirac_demo.report --from jpeg.json neural.json webp.json bench.json --out RESULTS.md``
+``python -m dirac_demo.eval.report --from jpeg.json neural.json webp.json bench.json --out RESULTS.md``
 
 1. DIRAC-1 keeps or improves the base PSNR; DIRAC-S improves realism (SWD) strongly (§5.1, 5.2).
 2. Late start: S = 20 gives nearly the result of all 100 steps (§5.3, Fig. 7).
@@ -20,7 +20,7 @@ import numpy as np
 
 from .metrics import bd_psnr, bd_rate
 from .plots import CODEC_LABEL, curves, load, points
-from .schedule import Spacing
+from ..diffusion.schedule import Spacing
 
 OPTIONAL = (("lpips", "LPIPS"), ("fid", "FID/256"), ("kid", "KID/256"))
 
@@ -47,7 +47,7 @@ def _optional(pts: list[dict]) -> list[tuple[str, str]]:
 def setup(docs: list[dict]) -> str:
     lines = []
     for d in docs:
-        if d.get("schema", "").startswith("dirac_demo.evaluate"):
+        if d.get("schema", "").startswith("dirac_demo.evaluate/"):
             trained = ", ".join(f"{k} {v['training']['steps']} steps" for k, v in d.get("models", {}).items()
                                 if "steps" in v.get("training", {}))
             lines.append(f"- `{' '.join(d['command'][3:])}`: {len(d['images'])} images from "
@@ -212,7 +212,7 @@ def bd_table(docs: list[dict]) -> str | None:
 def speed(docs: list[dict]) -> str | None:
     rows = []
     for d in docs:
-        if not d.get("schema", "").startswith("dirac_demo.benchmark"):
+        if not d.get("schema", "").startswith("dirac_demo.benchmark/"):
             continue
         for r in d["results"]:
             rows.append([f"{r['width']}×{r['height']}", d["device"], d["precision"], str(d["threads"]),
@@ -303,7 +303,7 @@ def targets(docs: list[dict]) -> str | None:
                      _met(f["psnr"] - b["psnr"] >= -0.1)])
         rows.append(_swd_row(nu, floors.get(nu["_doc"]), 0.7, "neural+DIRAC λ 0.0016"))
     for d in docs:
-        if d.get("schema", "").startswith("dirac_demo.benchmark") and d["precision"] != "fp32":
+        if d.get("schema", "").startswith("dirac_demo.benchmark/") and d["precision"] != "fp32":
             for r in d["results"]:
                 if (r["width"], r["height"]) == (768, 512):
                     eff = r["effective_gflop"]
@@ -344,7 +344,7 @@ def render(docs: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m dirac_demo.report", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m dirac_demo.eval.report", description=__doc__.splitlines()[0])
     p.add_argument("--from", dest="sources", nargs="+", required=True, help="evaluate/benchmark JSON files")
     p.add_argument("--out", default=None, help="write the Markdown here (default: print)")
     args = p.parse_args(argv)

@@ -1,4 +1,4 @@
-"""Figures from evaluation JSON files: ``python -m dirac_demo.plots --from a.json b.json --out DIR``.
+"""Figures from evaluation JSON files: ``python -m dirac_demo.eval.plots --from a.json b.json --out DIR``.
 
 * ``rate_distortion.png`` (PSNR vs bpp) and ``rate_perception.png`` (SWD vs bpp): each base codec,
   and with DIRAC after the first and the last step (analogues of the paper's Figs. 3 and 6);
@@ -17,7 +17,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .pipeline import NUM_RESPACED  # noqa: E402
+from ..pipeline import NUM_RESPACED  # noqa: E402
 
 CODEC_LABEL = {"jpeg": "JPEG", "neural": "Neural", "webp": "WebP"}
 CODEC_COLOR = {"jpeg": "tab:blue", "neural": "tab:red", "webp": "tab:gray"}
@@ -38,7 +38,7 @@ def points(docs: list[dict], variant: str | None = "main") -> list[dict]:
     """
     out = []
     for n, doc in enumerate(docs):
-        if doc.get("schema", "").startswith("dirac_demo.evaluate"):
+        if doc.get("schema", "").startswith("dirac_demo.evaluate/"):
             out += [dict(p, _doc=n, _images=len(doc["images"])) for p in doc["points"]
                     if variant is None or p["variant"] == variant]
     if variant is None:
@@ -159,7 +159,7 @@ def render_all(docs: list[dict], outdir: str | Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m dirac_demo.plots", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m dirac_demo.eval.plots", description=__doc__.splitlines()[0])
     p.add_argument("--from", dest="sources", nargs="+", required=True, help="evaluation JSON files")
     p.add_argument("--out", required=True, help="output folder")
     args = p.parse_args(argv)

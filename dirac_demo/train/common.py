@@ -66,7 +66,7 @@ def load_checkpoint(path: Path) -> dict | None:
 
 def use_bf16(flag: str, device: torch.device) -> bool:
     """``--bf16 auto|on|off``: auto means CUDA, or a CPU with bf16 units (AMX/AVX512-BF16)."""
-    from .pipeline import cpu_has_bf16
+    from ..pipeline import cpu_has_bf16
     return flag == "on" or (flag == "auto" and (device.type == "cuda" or cpu_has_bf16()))
 
 

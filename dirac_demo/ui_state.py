@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from .bitstream import LMBDA_MAX, LMBDA_MIN
+from .codecs.bitstream import LMBDA_MAX, LMBDA_MIN
 from .errors import BitstreamError, InputError, WeightsError
 from .images import ImageLike, png_bytes, tensor_to_uint8
 from .pipeline import Compressed, DiracPipeline, StepResult

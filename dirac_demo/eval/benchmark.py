@@ -1,4 +1,4 @@
-"""Speed benchmark of the receiver: ``python -m dirac_demo.benchmark [--sizes 256x256 768x512 1024x1024]``.
+"""Speed benchmark of the receiver: ``python -m dirac_demo.eval.benchmark [--sizes 256x256 768x512 1024x1024]``.
 
 For each size (W×H): the latency of one DIRAC step through :meth:`DiracPipeline.enhance` (mean and
 standard deviation over ``--repeats`` steps after a warm-up step), the network's GFLOPs per step as
@@ -29,9 +29,9 @@ import torch
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
-from .errors import DiracError, InputError, WeightsError
-from .images import to_signed
-from .pipeline import DiracPipeline, StepResult
+from ..errors import DiracError, InputError, WeightsError
+from ..images import to_signed
+from ..pipeline import DiracPipeline, StepResult
 
 SCHEMA = "dirac_demo.benchmark/1"
 DEFAULT_RATE = {"jpeg": 10, "neural": 0.0016}
@@ -156,7 +156,7 @@ def table(doc: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m dirac_demo.benchmark", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m dirac_demo.eval.benchmark", description=__doc__.splitlines()[0])
     p.add_argument("--assets", default=None, help="weights folder (default: the shipped assets/)")
     p.add_argument("--codec", choices=["jpeg", "neural"], default=None, help="which DIRAC model (default: jpeg)")
     p.add_argument("--sizes", nargs="+", default=["256x256", "768x512", "1024x1024"], help="WIDTHxHEIGHT")

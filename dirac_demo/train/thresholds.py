@@ -1,11 +1,11 @@
-"""Rate-dependent thresholds θ (paper A.4): ``python -m dirac_demo.thresholds --data DIR``.
+"""Rate-dependent thresholds θ (paper A.4): ``python -m dirac_demo.train.thresholds --data DIR``.
 
 θ at a rate is the value such that ``--coverage`` (95%) of the training residuals r = x − x̃
 (in [−1, 1] units) satisfy |r| ≤ θ. The rate is the base codec's own control: λ_rate for the
 neural codec (``--num`` values spaced log-uniformly over [0.0004, 0.016], as in the paper) and
 the quality factor for JPEG (every QF in 1..100: JPEG's residuals shrink with its quality just
 as the codec's do with its rate). The table is written as JSON and shipped inside the DIRAC
-model's JSON (``python -m dirac_demo.export --thresholds`` or ``export table``); the sampler
+model's JSON (``python -m dirac_demo.train.export --thresholds`` or ``export table``); the sampler
 clips r̂0 at θ of the file's rate.
 """
 from __future__ import annotations
@@ -18,9 +18,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .base_codec import JpegCodec, sample_lmbda
+from ..codecs.jpeg import JpegCodec
+from ..codecs.neural import sample_lmbda
 from .data import CropSampler, heldout_images, to_tensor
-from .weights import load_codec
+from ..weights import load_codec
 
 Reconstruct = Callable[[torch.Tensor, float], torch.Tensor]
 
@@ -59,7 +60,7 @@ def jpeg_threshold_table(crops: torch.Tensor, qualities: list[int] | None = None
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m dirac_demo.thresholds", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m dirac_demo.train.thresholds", description=__doc__)
     p.add_argument("--data", required=True, help="training images (never Kodak); the held-out files are left out")
     p.add_argument("--base", choices=["neural", "jpeg"], default="neural", help="the base codec of the table")
     p.add_argument("--codec", default="assets/codec", help="neural codec weights prefix")

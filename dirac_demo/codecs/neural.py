@@ -1,25 +1,21 @@
-"""Base codecs behind one interface: image tensor -> :class:`Encoded` (real bytes) -> tensor.
+"""The neural base codec: image tensor -> :class:`Encoded` (real bytes) -> tensor.
 
-* :class:`JpegCodec`: libjpeg through Pillow, quality factor 1–100.
-* :class:`NeuralCodec`: a mean-scale hyperprior (Minnen et al. 2018) from CompressAI's layers
-  and entropy coders, made multi-rate by latent scaling (paper B.2, eq. 10):
-  s = α_s·λ_rate^β_s, y is multiplied by s before quantisation and divided by s after decoding;
-  optionally followed by a decoder-side post-filter (:mod:`.post_filter`) that reads λ_rate.
+:class:`NeuralCodec` is a mean-scale hyperprior (Minnen et al. 2018) from CompressAI's layers
+and entropy coders, made multi-rate by latent scaling (paper B.2, eq. 10):
+s = α_s·λ_rate^β_s, y is multiplied by s before quantisation and divided by s after decoding;
+optionally followed by a decoder-side post-filter (:mod:`.post_filter`) that reads λ_rate.
 """
 from __future__ import annotations
 
 import copy
 import hashlib
-import io
 import math
-from dataclasses import asdict, dataclass
-
 import warnings
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 import torch.nn as nn
-from PIL import Image
 
 with warnings.catch_warnings():   # compressai's import uses the deprecated torch.jit.script
     warnings.simplefilter("ignore", FutureWarning)
@@ -30,46 +26,13 @@ with warnings.catch_warnings():   # compressai's import uses the deprecated torc
     from compressai.ops import quantize_ste
 
 from .bitstream import LMBDA_MAX, LMBDA_MIN, SCALE_STEP, Encoded
-from .errors import BitstreamError, InputError
-from .images import crop, pad_to_multiple, pil_to_tensor, tensor_to_pil
+from ..errors import BitstreamError, InputError
+from ..images import crop, pad_to_multiple
 from .post_filter import PostFilter
 
 PRE_FILTER = "pre_filter"   # Encoded.extra key: the decoded image before the post-filter
 LMBDA_REF = 0.0016   # the single-rate operating point of B.2; s(λ_ref) starts at 1
 MAX_REFINE = 1000    # encoder-side refinement iterations (:mod:`.refine`)
-
-
-class JpegCodec:
-    """JPEG via Pillow; the payload is exactly Pillow's JPEG file."""
-
-    name = "jpeg"
-
-    def compress(self, x: torch.Tensor, quality: int) -> Encoded:
-        """Encode a (1, 3, H, W) tensor in [0, 1] at quality factor ``quality``."""
-        quality = int(quality)
-        if not 1 <= quality <= 100:
-            raise InputError(f"JPEG quality factor must be in 1..100, got {quality}.")
-        buf = io.BytesIO()
-        tensor_to_pil(x).save(buf, format="JPEG", quality=quality)
-        h, w = x.shape[-2:]
-        return Encoded(codec="jpeg", width=w, height=h, chunks=[buf.getvalue()], quality=quality)
-
-    def decompress(self, enc: Encoded) -> torch.Tensor:
-        """Decode to a (1, 3, H, W) tensor in [0, 1]; a bad payload raises BitstreamError."""
-        if len(enc.chunks) != 1:
-            raise BitstreamError("A JPEG bitstream must hold exactly one payload chunk.")
-        try:
-            img = Image.open(io.BytesIO(enc.chunks[0]))
-            if img.format != "JPEG":
-                raise BitstreamError("The JPEG payload is not a JPEG file.")
-            img.load()
-        except BitstreamError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - Pillow raises many types on corrupt data
-            raise BitstreamError(f"The JPEG payload is corrupt ({type(exc).__name__}).") from exc
-        if img.size != (enc.width, enc.height):
-            raise BitstreamError("The JPEG payload's size does not match the header.")
-        return pil_to_tensor(img.convert("RGB"))
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Image quality metrics on 8-bit RGB.
 
 * Full reference: PSNR, MS-SSIM (pytorch-msssim), LPIPS (AlexNet, only with cached weights).
-* Distribution: SWD (:mod:`dirac_demo.swd`, needs no weights), FID/256 and KID/256 on
+* Distribution: SWD (:mod:`dirac_demo.eval.swd`, needs no weights), FID/256 and KID/256 on
   half-overlapping 256×256 crops (pytorch-fid's Inception, only with cached weights).
 * Rate curves: Bjøntegaard delta rate and delta PSNR.
 
@@ -10,7 +10,6 @@ when the weights are not already in the torch hub cache, and callers report ``nu
 """
 from __future__ import annotations
 
-import math
 import warnings
 from pathlib import Path
 
@@ -20,22 +19,9 @@ import scipy.linalg
 import torch
 import torch.nn.functional as F
 
-from .images import quantize_8bit
+from ..images import quantize_8bit
+from ..quality import ms_ssim, psnr  # noqa: F401  (re-exported: the full-reference metrics)
 from .swd import SlicedWasserstein, SWDResult, swd  # noqa: F401  (re-exported: the SWD metric)
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    """PSNR in dB between two [0, 1] images after rounding both to 8 bits (RGB, peak 255)."""
-    mse = torch.mean((quantize_8bit(a.float()) - quantize_8bit(b.float())) ** 2).item()
-    return float("inf") if mse == 0 else 10.0 * math.log10(1.0 / mse)
-
-
-def ms_ssim(a: torch.Tensor, b: torch.Tensor) -> float | None:
-    """MS-SSIM (pytorch-msssim, data range 1) on 8-bit-rounded images; None below 161 px a side."""
-    from pytorch_msssim import ms_ssim as _ms_ssim
-    if min(a.shape[-2:]) <= 160:   # 5 scales of an 11x11 window need > 160 px
-        return None
-    return float(_ms_ssim(quantize_8bit(a.float()), quantize_8bit(b.float()), data_range=1.0))
 
 
 # ---- LPIPS (full reference, needs AlexNet weights) ----------------------------------------

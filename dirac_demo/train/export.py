@@ -1,11 +1,11 @@
-"""Export training checkpoints to shippable weights: ``python -m dirac_demo.export codec|dirac``.
+"""Export training checkpoints to shippable weights: ``python -m dirac_demo.train.export codec|dirac``.
 
 ``codec``: fp16 safetensors with entropy-coder tables rebuilt (``update()``) from the fp16 weights.
 ``dirac``: the EMA weights of a diffusion checkpoint, plus the threshold table if given.
 ``table``: replace the threshold table of an exported DIRAC model (``--out``) by ``--thresholds``,
 weights untouched: what a new codec needs when codec+DIRAC is not retrained.
 ``sampler``: set the late-start spacing an exported DIRAC model samples with (``--start-scale``,
-``--power``; see :class:`dirac_demo.schedule.Spacing`), weights untouched; 1 and 1 is the paper's.
+``--power``; see :class:`dirac_demo.diffusion.schedule.Spacing`), weights untouched; 1 and 1 is the paper's.
 Training facts (steps, wall-clock, hardware) are copied into the JSON for the model card.
 """
 from __future__ import annotations
@@ -18,10 +18,10 @@ from pathlib import Path
 
 import torch
 
-from .base_codec import CodecConfig, NeuralCodec
-from .schedule import Spacing
-from .unet import ResidualUNet, UNetConfig
-from .weights import export_codec, export_dirac
+from ..codecs.neural import CodecConfig, NeuralCodec
+from ..diffusion.schedule import Spacing
+from ..diffusion.unet import ResidualUNet, UNetConfig
+from ..weights import export_codec, export_dirac
 
 
 def _facts(ckpt: dict) -> dict:
@@ -34,7 +34,7 @@ def _facts(ckpt: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m dirac_demo.export", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m dirac_demo.train.export", description=__doc__)
     p.add_argument("kind", choices=["codec", "dirac", "table", "sampler"])
     p.add_argument("--ckpt", help="training checkpoint.pt (codec, dirac)")
     p.add_argument("--out", required=True, help="output prefix, e.g. assets/dirac_jpeg")

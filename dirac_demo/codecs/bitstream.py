@@ -22,7 +22,7 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 
-from .errors import BitstreamError
+from ..errors import BitstreamError
 
 MAGIC = b"DRAC"
 VERSION = 2

@@ -1,12 +1,12 @@
-"""Evaluate base codecs and DIRAC on an image folder: ``python -m dirac_demo.evaluate``.
+"""Evaluate base codecs and DIRAC on an image folder: ``python -m dirac_demo.eval.evaluate``.
 
 Examples (the paper's claims, §5.1–5.3)::
 
-    python -m dirac_demo.evaluate --data DIR --codec jpeg --qf 5 10 20 40 --steps 20 --json jpeg.json
-    python -m dirac_demo.evaluate --data DIR --codec neural --lmbda 0.0004 0.0016 0.006 0.016 \\
+    python -m dirac_demo.eval.evaluate --data DIR --codec jpeg --qf 5 10 20 40 --steps 20 --json jpeg.json
+    python -m dirac_demo.eval.evaluate --data DIR --codec neural --lmbda 0.0004 0.0016 0.006 0.016 \\
         --threshold-compare --json neural.json
-    python -m dirac_demo.evaluate --data DIR --codec jpeg --qf 10 --spacing-compare --json spacing.json
-    python -m dirac_demo.evaluate --data DIR --codec webp --quality 10 30 50 70 90 --json webp.json
+    python -m dirac_demo.eval.evaluate --data DIR --codec jpeg --qf 10 --spacing-compare --json spacing.json
+    python -m dirac_demo.eval.evaluate --data DIR --codec webp --quality 10 30 50 70 90 --json webp.json
 
 Every rate point compresses each image to real bytes, decodes the base reconstruction and runs
 the residual DDIM sampler exactly as :meth:`DiracPipeline.enhance` does, recording metrics for the
@@ -43,8 +43,8 @@ JSON schema (``"schema": "dirac_demo.evaluate/1"``)::
                below 161 px), "swd" (×10³, mean of levels), "swd_levels", "lpips", "fid", "kid",
                "kid_std"; a null metric comes with "<name>_unavailable": reason}
 
-``--plots DIR`` draws the figures (:mod:`dirac_demo.plots`), ``--report OUT.md`` the Markdown
-tables (:mod:`dirac_demo.report`), which also merge several JSON files.
+``--plots DIR`` draws the figures (:mod:`dirac_demo.eval.plots`), ``--report OUT.md`` the Markdown
+tables (:mod:`dirac_demo.eval.report`), which also merge several JSON files.
 """
 from __future__ import annotations
 
@@ -63,14 +63,14 @@ import torch
 from PIL import Image
 
 from . import metrics as M
-from .base_codec import MAX_REFINE
-from .bitstream import Encoded
-from .data import list_images
-from .errors import DiracError, InputError, WeightsError
-from .images import MAX_PIXELS, load_image, pil_to_tensor
-from .pipeline import NUM_RESPACED, DiracPipeline, check_eta
-from .sampler import update_angle
-from .schedule import PAPER_SPACING, Spacing
+from ..codecs.neural import MAX_REFINE
+from ..codecs.bitstream import Encoded
+from ..train.data import list_images
+from ..errors import DiracError, InputError, WeightsError
+from ..images import MAX_PIXELS, load_image, pil_to_tensor
+from ..pipeline import NUM_RESPACED, DiracPipeline, check_eta
+from ..diffusion.sampler import update_angle
+from ..diffusion.schedule import PAPER_SPACING, Spacing
 from .swd import DEFAULT_PATCHES, SlicedWasserstein, num_levels
 
 SCHEMA = "dirac_demo.evaluate/1"
@@ -266,7 +266,7 @@ class Evaluator:
 
 # ---- command line -------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m dirac_demo.evaluate",
+    p = argparse.ArgumentParser(prog="python -m dirac_demo.eval.evaluate",
                                 description="Rate–distortion–perception evaluation of base codecs and DIRAC.")
     p.add_argument("--data", required=True, help="folder of test images (e.g. Kodak)")
     p.add_argument("--codec", choices=["jpeg", "neural", "webp"], default="jpeg")
@@ -349,11 +349,11 @@ def _check_models(pipe: DiracPipeline, specs: list[PointSpec]) -> None:
         raise WeightsError(f"No trained DIRAC model for {codec} (assets/dirac_{codec}); use --steps 0.")
     if any(s.variant == "no_threshold" for s in specs) and not pipe.dirac[codec].thresholds:
         raise WeightsError(f"The {codec} DIRAC model has no threshold table, so thresholding on and "
-                           "off would be identical; make one with python -m dirac_demo.thresholds and "
-                           "python -m dirac_demo.export table.")
+                           "off would be identical; make one with python -m dirac_demo.train.thresholds and "
+                           "python -m dirac_demo.train.export table.")
     if any(s.variant == "paper_spacing" for s in specs) and pipe.spacing_for(codec).is_paper:
         raise WeightsError(f"The {codec} DIRAC model already samples with the paper's spacing, so the "
-                           "comparison would be identical; set one with python -m dirac_demo.export sampler.")
+                           "comparison would be identical; set one with python -m dirac_demo.train.export sampler.")
 
 
 def _models_meta(pipe: DiracPipeline | None) -> dict:
@@ -379,7 +379,7 @@ def evaluate(args, argv: list[str]) -> dict:
     ev = Evaluator(pipe, files, args.seed, args.swd_patches, not args.no_lpips, not args.no_fid, device)
     every = 1 if args.all_steps else args.step_every
     points = ev.run(specs, every, args.report_steps, args.quiet)
-    return {"schema": SCHEMA, "command": ["python", "-m", "dirac_demo.evaluate", *argv],
+    return {"schema": SCHEMA, "command": ["python", "-m", "dirac_demo.eval.evaluate", *argv],
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "data": str(args.data), "images": ev.names, "device": device.type,
             "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"

@@ -1,4 +1,4 @@
-"""Train the residual diffusion model: ``python -m dirac_demo.train_dirac --data DIR --base jpeg``.
+"""Train the residual diffusion model: ``python -m dirac_demo.train.dirac --data DIR --base jpeg``.
 
 Loss of eq. (1) with w_t = 1 on residuals r0 = x − x̃ (in [−1, 1] units), predict_xstart.
 x̃ comes from JPEG at a random quality factor or from the neural codec at a random λ_rate
@@ -29,20 +29,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .base_codec import sample_lmbda
+from ..codecs.neural import sample_lmbda
 from .data import CropSampler, JpegPairs, batch_stream, heldout_images, to_tensor
-from .schedule import Schedule
-from .train_common import (CsvLog, FiniteGuard, LinearDecay, RunDir, Stopper, add_lr_arguments,
+from ..diffusion.schedule import Schedule
+from .common import (CsvLog, FiniteGuard, LinearDecay, RunDir, Stopper, add_lr_arguments,
                            checkpoint_segments, hardware, load_checkpoint, prior_segments, setup_distributed,
                            tune_backend, unwrap, use_bf16)
-from .unet import ResidualUNet, UNetConfig
+from ..diffusion.unet import ResidualUNet, UNetConfig
 
 DEFAULT_LR = 2e-4
 LOG_FIELDS = ["step", "loss", "loss_focus", "seconds", "val_gain_db", "val_gain_last_db", "val_swd_ratio", "lr"]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m dirac_demo.train_dirac", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m dirac_demo.train.dirac", description=__doc__)
     p.add_argument("--data", required=True, help="folder of training images (never Kodak)")
     p.add_argument("--base", choices=["jpeg", "neural"], default="jpeg")
     p.add_argument("--codec-weights", default="assets/codec", help="neural codec weights (prefix)")
@@ -102,7 +102,7 @@ class PairMaker:
         self.codec = None
         self.jpeg = JpegPairs(args.qf_min, args.qf_max)
         if args.base == "neural":
-            from .weights import load_codec
+            from ..weights import load_codec
             self.codec = load_codec(args.codec_weights).eval().to(device)
 
     def __call__(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -124,9 +124,9 @@ def validate(model: torch.nn.Module, pairs: tuple[torch.Tensor, torch.Tensor], s
     """On held-out crops, 20 late-start steps: the PSNR gain (dB) over the base after the first
     and the last step, and the last step's SWD as a share of the base's (the realism target;
     lower is better; small crops put it closer to 1 than whole images do)."""
-    from .sampler import ddim_sample, late_start_noise
-    from .swd import SlicedWasserstein, num_levels
-    from .schedule import late_start_timesteps
+    from ..diffusion.sampler import ddim_sample, late_start_noise
+    from ..eval.swd import SlicedWasserstein, num_levels
+    from ..diffusion.schedule import late_start_timesteps
     x, xb = pairs
     xbs = xb * 2 - 1
     ts = late_start_timesteps(20)
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     model = ResidualUNet(cfg).to(device, memory_format=torch.channels_last)
     init_meta = {}
     if ckpt is None and args.init:
-        from .weights import load_dirac
+        from ..weights import load_dirac
         init = load_dirac(args.init)
         model.load_state_dict(init.net.state_dict())
         init_meta = init.meta.get("training", init.meta)
