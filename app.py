@@ -17,16 +17,15 @@ from pathlib import Path
 
 import gradio as gr
 
-from dirac_demo import DiracError, DiracPipeline, InputError, load_pipeline
-from dirac_demo.codecs.neural import MAX_REFINE
+from dirac_demo import Compressed, DiracError, DiracPipeline, InputError, StepResult, __version__, load_pipeline
 from dirac_demo.codecs.bitstream import parse
-from dirac_demo.pipeline import StepResult
+from dirac_demo.codecs.neural import MAX_REFINE
 from dirac_demo.codecs.refine import DEFAULT_ITERS as UI_REFINE_ITERS
 from dirac_demo.ui_state import (APP_MAX_PIXELS, DEFAULT_LOG_LMBDA, DEFAULT_QF, DEFAULT_STEPS,
                                    LOG_LMBDA_MAX, LOG_LMBDA_MIN, MAX_SEED, MAX_STEPS, RunRecord, StopFlag,
                                    api_rate, cleanup_record, device_label, file_stem, has_threshold_table,
                                    lmbda_from_log, missing_model_note, models_markdown, read_bitstream,
-                                   receive_events, send_events, usable_steps, whole)
+                                   usable_steps, whole)
 
 try:   # ZeroGPU on Hugging Face Spaces: the GPU is attached only inside spaces.GPU functions
     import spaces
@@ -53,15 +52,17 @@ def _on_gpu(fn):
 
 
 @_on_gpu
-def gpu_send(key: int, *args):
-    """:func:`send_events` on a registered pipeline (on ZeroGPU: with the GPU attached)."""
-    yield from send_events(_PIPELINES[key], *args)
+def gpu_send(key: int, image: str, codec: str, rate: float, steps: int, seed: int, threshold: bool,
+             downscale: bool, refine: int):
+    """:meth:`DiracPipeline.run` on a registered pipeline (on ZeroGPU: with the GPU attached)."""
+    yield from _PIPELINES[key].run(image, codec, rate, steps, seed=seed, threshold=threshold,
+                                   downscale=downscale, refine=refine)
 
 
 @_on_gpu
-def gpu_receive(key: int, *args):
-    """:func:`receive_events` on a registered pipeline (on ZeroGPU: with the GPU attached)."""
-    yield from receive_events(_PIPELINES[key], *args)
+def gpu_receive(key: int, data: bytes, steps: int, seed: int, threshold: bool):
+    """:meth:`DiracPipeline.run_bitstream` on a registered pipeline (on ZeroGPU: with the GPU attached)."""
+    yield from _PIPELINES[key].run_bitstream(data, steps, seed=seed, threshold=threshold)
 
 
 @dataclass
@@ -224,8 +225,8 @@ class DiracDemo:
         record = None
         with closing(events):
             for ev in events:
-                if isinstance(ev, tuple):
-                    record = RunRecord.start(*ev, steps, stem, self.workroot)
+                if isinstance(ev, Compressed):
+                    record = RunRecord.start(ev, steps, stem, self.workroot)
                     yield self._started(record)
                 elif isinstance(ev, StepResult):
                     record.add(ev)
@@ -238,8 +239,8 @@ class DiracDemo:
         record = None
         try:
             for ev in events:
-                if isinstance(ev, tuple):
-                    record = RunRecord.start(*ev, steps, stem, self.workroot)
+                if isinstance(ev, Compressed):
+                    record = RunRecord.start(ev, steps, stem, self.workroot)
                 elif isinstance(ev, StepResult):
                     record.add(ev)
                 else:
@@ -459,7 +460,8 @@ def build_demo(pipe: DiracPipeline, workdir: str | None = None) -> gr.Blocks:
                     "A base codec sends real bytes; a residual diffusion model then adds detail step by step "
                     "on the receiver (Ghouse et al., *A Residual Diffusion Model for High Perceptual Quality "
                     "Codec Augmentation*). Stop early for fidelity, late for realism.\n\n"
-                    f"Running on **{app.device}** · {models_markdown(pipe)}", elem_id="header")
+                    f"Running on **{app.device}** · {models_markdown(pipe)} · dirac-demo {__version__}",
+                    elem_id="header")
         with gr.Tab("Compress and enhance"):
             sender = _sender_tab(app)
         with gr.Tab("Receiver: decode a bitstream", elem_id="rx-tab"):

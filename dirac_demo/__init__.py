@@ -1,6 +1,14 @@
-"""dirac-demo: DIRAC, diffusion-based residual augmentation of base image codecs (Ghouse et al.)."""
-from .errors import BitstreamError, DiracError, InputError, WeightsError
-from .pipeline import Compressed, DiracPipeline, Finished, StepResult
+"""dirac-demo: DIRAC, diffusion-based residual augmentation of base image codecs (Ghouse et al.).
+
+The flow, one module or folder per stage: an image (:mod:`.images`) goes through a base codec to
+real bytes (:mod:`.codecs`), then through the residual diffusion sampler one step at a time
+(:mod:`.diffusion`), each step measured (:mod:`.quality`); :mod:`.pipeline` runs that flow as a
+stream of events for the page (``app.py`` with :mod:`.ui_state`) and the command line (:mod:`.cli`).
+"""
+__version__ = "0.2.0"
+
+from .errors import BitstreamError, DiracError, InputError, NoModelError, WeightsError  # noqa: E402
+from .pipeline import Compressed, DiracPipeline, Event, Finished, StepResult  # noqa: E402
 
 
 def load_pipeline(assets: str | None = None, hub_repo: str | None = None, **kwargs) -> DiracPipeline:
@@ -8,6 +16,5 @@ def load_pipeline(assets: str | None = None, hub_repo: str | None = None, **kwar
     return DiracPipeline.from_pretrained(assets, hub_repo, **kwargs)
 
 
-__all__ = ["DiracPipeline", "load_pipeline", "Compressed", "StepResult", "Finished",
-           "DiracError", "InputError", "BitstreamError", "WeightsError"]
-__version__ = "0.1.0"
+__all__ = ["DiracPipeline", "load_pipeline", "Event", "Compressed", "StepResult", "Finished",
+           "DiracError", "InputError", "BitstreamError", "WeightsError", "NoModelError", "__version__"]

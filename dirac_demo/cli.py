@@ -9,12 +9,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from . import __version__
 from .errors import DiracError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m dirac_demo",
+    p = argparse.ArgumentParser(prog="dirac-demo",
                                 description="DIRAC: base codec + residual diffusion enhancement.")
+    p.add_argument("--version", action="version", version=f"dirac-demo {__version__}")
     p.add_argument("--assets", default=None, help="folder with weights (default: the shipped assets/)")
     p.add_argument("--hub-repo", default=None, help="Hugging Face Hub repo id with weights (or DIRAC_HUB_REPO)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
@@ -72,7 +74,7 @@ def _compress(args, pipe) -> None:
         if args.qf is not None:
             raise DiracError("--qf is for JPEG; the neural codec takes --lmbda.")
         rate = 0.0016 if args.lmbda is None else args.lmbda
-    comp, _ = pipe.compress(args.image, args.codec, rate, args.downscale, refine=args.refine)
+    comp = pipe.compress(args.image, args.codec, rate, args.downscale, refine=args.refine)
     _write(args.output, comp.bitstream)
     refined = f", latents refined {args.refine} it." if args.refine else ""
     print(f"{args.output}: {args.codec} rate {rate:g}{refined}, {comp.encoded.width}x{comp.encoded.height}, "
@@ -96,11 +98,12 @@ def _decompress(args, pipe) -> None:
 
 def _info(args) -> None:
     from .codecs import bitstream
-    enc = bitstream.parse(_read(args.bitstream))
-    size = len(_read(args.bitstream))
+    from .quality import bits_per_pixel
+    data = _read(args.bitstream)
+    enc = bitstream.parse(data)
     rate = f"quality {enc.quality}" if enc.codec == "jpeg" else f"lambda {enc.lmbda:.6g} (s={enc.scale_q}/1024)"
-    print(f"{enc.codec} {enc.width}x{enc.height} {rate}, {size} bytes, "
-          f"{size * 8 / (enc.width * enc.height):.4f} bpp")
+    print(f"{enc.codec} {enc.width}x{enc.height} {rate}, {len(data)} bytes, "
+          f"{bits_per_pixel(len(data), enc.width, enc.height):.4f} bpp")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,3 +15,12 @@ class BitstreamError(DiracError):
 
 class WeightsError(DiracError):
     """Model weights that are missing or do not match the model."""
+
+
+class NoModelError(WeightsError):
+    """No trained DIRAC model is loaded for a codec; ``hint`` says what to do instead."""
+
+    def __init__(self, codec: str, hint: str = "") -> None:
+        super().__init__(f"No trained DIRAC model for the {codec} codec is loaded"
+                         + (f": {hint}." if hint else "."))
+        self.codec = codec

@@ -1,8 +1,10 @@
 """The DIRAC pipeline: base codec -> real bytes -> base reconstruction -> residual DDIM steps.
 
 :class:`DiracPipeline` owns device, dtype and models. :meth:`DiracPipeline.run` is a
-generator of events: one :class:`Compressed`, one :class:`StepResult` per DDIM step, then one
-:class:`Finished`. :meth:`DiracPipeline.run_bitstream` does the receiver's side from a file.
+generator of events: one :class:`Compressed` (the real bytes, the base reconstruction and the
+original), one :class:`StepResult` per DDIM step, then one :class:`Finished`.
+:meth:`DiracPipeline.run_bitstream` does the receiver's side from a file, with the same events.
+The page, the CLI and the evaluation consume these events as they are.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from .codecs import bitstream
 from .codecs.jpeg import JpegCodec
 from .codecs.neural import PRE_FILTER, NeuralCodec
 from .codecs.bitstream import Encoded
-from .errors import BitstreamError, InputError, WeightsError
+from .errors import BitstreamError, InputError, NoModelError, WeightsError
 from .images import MAX_PIXELS, ImageLike, from_signed, load_image, pad_to_multiple, pil_to_tensor, to_signed
 from .quality import bits_per_pixel, ms_ssim, psnr
 from .diffusion.sampler import Step, ddim_sample, late_start_noise, nearest_threshold
@@ -28,7 +30,8 @@ NUM_RESPACED = 100
 
 @dataclass
 class Compressed:
-    """The sender's result: the real bitstream and the base reconstruction."""
+    """The base codec's result: the real bitstream, the base reconstruction and, on the sender's
+    side, the original it was made from."""
 
     bitstream: bytes
     encoded: Encoded
@@ -36,6 +39,7 @@ class Compressed:
     psnr: float | None            # None on the receiver side (no original)
     ms_ssim: float | None
     seconds: float
+    original: torch.Tensor | None = None   # the sender's input as coded (after any downscale)
 
     @property
     def nbytes(self) -> int:
@@ -181,9 +185,8 @@ class DiracPipeline:
 
     # ---- public API -----------------------------------------------------------------
     def compress(self, image: ImageLike, codec: str, rate: float, downscale: bool = False,
-                 with_ms_ssim: bool = True, refine: int = 0,
-                 callback=None) -> tuple[Compressed, torch.Tensor]:
-        """Encode an image; returns the :class:`Compressed` event and the original tensor.
+                 with_ms_ssim: bool = True, refine: int = 0, callback=None) -> Compressed:
+        """Encode an image: the :class:`Compressed` event, holding the original it was made from.
 
         ``refine``: encoder-side latent refinement iterations for the neural codec (SGA,
         :mod:`.refine`); ``callback(i, n)`` reports them.
@@ -202,7 +205,7 @@ class DiracPipeline:
         base = c.decompress(received)
         enc.extra.update(received.extra)          # what the decoder left for DIRAC (its pre-filter image)
         p, m = self._metrics(base, x, with_ms_ssim)
-        return Compressed(data, enc, base, p, m, time.perf_counter() - t0), x
+        return Compressed(data, enc, base, p, m, time.perf_counter() - t0, original=x)
 
     def decode(self, data: bytes) -> Compressed:
         """Receiver side: parse and decode a bitstream to its base reconstruction."""
@@ -221,8 +224,12 @@ class DiracPipeline:
 
         ``eta`` = 0 is the paper's deterministic DDIM; ``eta`` > 0 adds fresh seeded noise per step.
         """
-        stop = _check_steps(steps, stop)
-        check_eta(eta)
+        stop = check_run(steps, stop, eta)
+        yield from self._steps(base, enc, steps, stop, seed, threshold, original, with_ms_ssim, eta)
+
+    def _steps(self, base: torch.Tensor, enc: Encoded, steps: int, stop: int, seed: int, threshold: bool,
+               original: torch.Tensor | None, with_ms_ssim: bool, eta: float) -> Iterator[StepResult | Finished]:
+        """:meth:`enhance` with its arguments already checked."""
         image = base
         last = psnr(base, original) if original is not None else None
         if stop > 0:
@@ -258,7 +265,7 @@ class DiracPipeline:
         """
         model = self.dirac.get(enc.codec)
         if model is None:
-            raise WeightsError(f"No trained DIRAC model for the {enc.codec} codec is loaded.")
+            raise NoModelError(enc.codec)
         spacing = model.spacing if spacing is None else spacing
         ts = spacing.timesteps(steps, NUM_RESPACED, self.schedule.num_timesteps)
         gen = torch.Generator().manual_seed(int(seed))
@@ -279,22 +286,31 @@ class DiracPipeline:
 
     def run(self, image: ImageLike, codec: str = "jpeg", rate: float = 10, steps: int = 20,
             stop: int | None = None, seed: int = 0, threshold: bool = True, downscale: bool = False,
-            with_ms_ssim: bool = True, eta: float = 0.0) -> Iterator[Event]:
-        """Sender and receiver in one: Compressed, then StepResult per step, then Finished."""
-        _check_steps(steps, stop)
-        check_eta(eta)
-        comp, x = self.compress(image, codec, rate, downscale, with_ms_ssim)
+            with_ms_ssim: bool = True, eta: float = 0.0, refine: int = 0, callback=None) -> Iterator[Event]:
+        """Sender and receiver in one: Compressed, then StepResult per step, then Finished.
+
+        ``refine`` and ``callback`` go to :meth:`compress` (the neural codec's latent refinement).
+        """
+        stop = check_run(steps, stop, eta)
+        comp = self.compress(image, codec, rate, downscale, with_ms_ssim, refine, callback)
         yield comp
-        yield from self.enhance(comp.base, comp.encoded, steps, stop, seed, threshold, x, with_ms_ssim, eta)
+        yield from self._steps(comp.base, comp.encoded, steps, stop, seed, threshold, comp.original,
+                               with_ms_ssim, eta)
 
     def run_bitstream(self, data: bytes, steps: int = 20, stop: int | None = None, seed: int = 0,
                       threshold: bool = True, eta: float = 0.0) -> Iterator[Event]:
         """Receiver side only: no original, so every PSNR field is None."""
-        _check_steps(steps, stop)
-        check_eta(eta)
+        stop = check_run(steps, stop, eta)
         comp = self.decode(data)
         yield comp
-        yield from self.enhance(comp.base, comp.encoded, steps, stop, seed, threshold, None, eta=eta)
+        yield from self._steps(comp.base, comp.encoded, steps, stop, seed, threshold, None, True, eta)
+
+
+def check_run(steps: int, stop: int | None, eta: float) -> int:
+    """Validate S, K and η; returns K (defaulting to S)."""
+    stop = _check_steps(steps, stop)
+    check_eta(eta)
+    return stop
 
 
 def _check_steps(steps: int, stop: int | None) -> int:

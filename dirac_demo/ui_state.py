@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,9 +20,11 @@ import torch
 from PIL import Image
 
 from .codecs.bitstream import LMBDA_MAX, LMBDA_MIN
-from .errors import BitstreamError, InputError, WeightsError
-from .images import ImageLike, png_bytes, tensor_to_uint8
+from . import __version__
+from .errors import BitstreamError, InputError, NoModelError
+from .images import png_bytes, tensor_to_uint8
 from .pipeline import Compressed, DiracPipeline, StepResult
+from .quality import bits_per_pixel
 
 MAX_STEPS = 50                    # the page's cap on S: the paper needs at most 20 (Sec. 3.3)
 DEFAULT_STEPS = 20
@@ -60,8 +61,7 @@ def missing_model_note(pipe: DiracPipeline, codec: str) -> str | None:
     if codec == "neural" and not pipe.available()["neural_codec"]:
         return "No neural codec weights are loaded in this deployment: use JPEG."
     if codec not in pipe.dirac:
-        return (f"No trained DIRAC model for the {codec} codec is loaded yet: the base codec runs "
-                "alone (steps are disabled).")
+        return str(NoModelError(codec, "the base codec runs alone (steps are disabled)"))
     return None
 
 
@@ -97,7 +97,7 @@ def usable_steps(pipe: DiracPipeline, codec: str, steps, strict: bool) -> int:
     steps = whole(steps, "steps", MAX_STEPS)
     if steps and codec not in pipe.dirac:
         if strict:
-            raise WeightsError(f"No trained DIRAC model for the {codec} codec is loaded; use steps=0.")
+            raise NoModelError(codec, "use steps=0")
         return 0
     return steps
 
@@ -129,24 +129,6 @@ def read_bitstream(path: str | None) -> bytes:
     if p.stat().st_size > MAX_BITSTREAM_BYTES:
         raise BitstreamError(f"The file is over the {MAX_BITSTREAM_BYTES >> 20} MB limit for a bitstream.")
     return p.read_bytes()
-
-
-def send_events(pipe: DiracPipeline, image: ImageLike, codec: str, rate: float, steps: int, seed: int,
-                threshold: bool, downscale: bool, refine: int = 0) -> Iterator:
-    """Like :meth:`DiracPipeline.run`, but the first event is ``(Compressed, original)``.
-
-    ``refine``: latent refinement iterations of the neural codec's encoder.
-    """
-    comp, x = pipe.compress(image, codec, rate, downscale, refine=refine)
-    yield comp, x
-    yield from pipe.enhance(comp.base, comp.encoded, steps, None, seed, threshold, x)
-
-
-def receive_events(pipe: DiracPipeline, data: bytes, steps: int, seed: int, threshold: bool) -> Iterator:
-    """:meth:`DiracPipeline.run_bitstream` with the first event as ``(Compressed, None)``."""
-    events = pipe.run_bitstream(data, steps, None, seed, threshold)
-    yield next(events), None
-    yield from events
 
 
 @dataclass
@@ -189,13 +171,13 @@ class RunRecord:
     seconds: list[float] = field(default_factory=list)
 
     @classmethod
-    def start(cls, comp: Compressed, original: torch.Tensor | None, total: int, stem: str,
-              root: str | Path) -> RunRecord:
-        """A record holding the base reconstruction; the bitstream is written for download."""
+    def start(cls, comp: Compressed, total: int, stem: str, root: str | Path) -> RunRecord:
+        """A record holding the base reconstruction (and the original, when the event has one);
+        the bitstream is written for download."""
         enc = comp.encoded
         workdir = Path(tempfile.mkdtemp(prefix="run-", dir=root))
-        rec = cls(enc.codec, enc.rate, enc.width, enc.height, comp.nbytes, total, workdir, stem,
-                  tensor_to_uint8(original) if original is not None else None)
+        original = tensor_to_uint8(comp.original) if comp.original is not None else None
+        rec = cls(enc.codec, enc.rate, enc.width, enc.height, comp.nbytes, total, workdir, stem, original)
         rec.frames.append(tensor_to_uint8(comp.base))
         rec.psnr.append(comp.psnr)
         rec.ms_ssim.append(comp.ms_ssim)
@@ -216,7 +198,7 @@ class RunRecord:
 
     @property
     def bpp(self) -> float:
-        return self.nbytes * 8.0 / (self.width * self.height)
+        return bits_per_pixel(self.nbytes, self.width, self.height)
 
     @property
     def bitstream_path(self) -> Path:
@@ -303,7 +285,7 @@ class RunRecord:
         return {"step": k, "total": self.total, "codec": self.codec, "rate": self.rate,
                 "width": self.width, "height": self.height, "bytes": self.nbytes, "bpp": self.bpp,
                 "psnr": _finite(self.psnr[k]), "ms_ssim": self.ms_ssim[k],
-                "seconds": self.seconds[k], "device": device}
+                "seconds": self.seconds[k], "device": device, "dirac_demo_version": __version__}
 
     def cleanup(self) -> None:
         """Delete the files written for download."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,11 +17,19 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .codecs.neural import CodecConfig, NeuralCodec
-from .errors import WeightsError
 from .diffusion.schedule import Spacing
 from .diffusion.unet import ResidualUNet, UNetConfig
+from .errors import WeightsError
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+
+def _shipped_assets() -> Path:
+    """The shipped weights: a checkout's ``assets/``, else where ``pip install .`` puts them."""
+    checkout = Path(__file__).resolve().parent.parent / "assets"
+    installed = Path(sys.prefix) / "share" / "dirac-demo" / "assets"
+    return installed if not checkout.is_dir() and installed.is_dir() else checkout
+
+
+ASSETS = _shipped_assets()
 HUB_ENV = "DIRAC_HUB_REPO"
 NAMES = {"codec": "codec", "jpeg": "dirac_jpeg", "neural": "dirac_neural"}
 

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Regenerates every number, table and plot in README.md and assets/MODEL_CARD.md.
-# Usage: bash results/run_all.sh DATA_DIR   (the Kodak folder); about 3 hours on 2 CPU cores
-# (SWD with 4096 patches per image and level is a good part of it).
+# Regenerates every result file in results/ (JSON, plots/, RESULTS.md) on the Kodak images.
+# Usage: bash results/run_all.sh KODAK_DIR   (about 3 hours on 2 CPU cores; SWD with 4096
+# patches per image and level is a good part of it). What each file holds: results/README.md.
 set -euo pipefail
 D=${1:?usage: bash results/run_all.sh KODAK_DIR}
 cd "$(dirname "$0")/.."
-E="python -m dirac_demo.eval.evaluate --data $D --threads 1 --quiet"
+# the diffusion network in fp32, as in the files here (auto would pick bf16 on a CPU with bf16 units)
+E="python -m dirac_demo.eval.evaluate --data $D --threads 1 --precision fp32 --quiet"
 # two evaluations at a time, one thread each; the base codecs first (minutes, not tens of them)
 $E --codec webp --quality 5 10 20 30 50 70 90 --json results/webp.json &
 $E --codec neural --lmbda 0.0004 0.0008 0.0016 0.003 0.006 0.016 --steps 0 --json results/neural_base.json &
@@ -26,7 +27,7 @@ python -m dirac_demo.eval.evaluate --data $D --threads 2 --quiet --codec neural 
     --steps 0 --refine 60 --json results/neural_refined.json
 python -m dirac_demo.eval.evaluate --data $D --threads 2 --quiet --codec neural --lmbda 0.0008 0.003 \
     --steps 0 --refine 60 --json results/neural_refined_mid.json
-python -m dirac_demo.eval.benchmark --threads 2 --json results/bench.json
+python -m dirac_demo.eval.benchmark --threads 2 --precision bf16 --json results/bench.json
 python -m dirac_demo.eval.benchmark --threads 2 --precision fp32 --sizes 768x512 --json results/bench_fp32.json
 python -m dirac_demo.eval.plots --from results/*.json --out results/plots
 python -m dirac_demo.eval.report --from results/*.json --out results/RESULTS.md

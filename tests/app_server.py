@@ -28,12 +28,12 @@ def serve(pipe: DiracPipeline, workdir: str | None = None):
 
 def slowed(pipe: DiracPipeline, pause: float) -> DiracPipeline:
     """Pause after each DDIM step of ``pipe`` so a browser can watch the steps stream in."""
-    enhance = pipe.enhance
+    trajectory = pipe.trajectory
 
-    def slow_enhance(*args, **kwargs):
-        for ev in enhance(*args, **kwargs):
+    def slow_trajectory(*args, **kwargs):
+        for step in trajectory(*args, **kwargs):
             time.sleep(pause)
-            yield ev
+            yield step
 
-    pipe.enhance = slow_enhance
+    pipe.trajectory = slow_trajectory
     return pipe

@@ -74,14 +74,14 @@ def test_send_streams_base_then_each_step(pipe, photo_path, tmp_path):
     assert "Done: 4 DIRAC steps" in last["status"]
     record = first["record"]
     assert len(record.plot_data()) == 5 and list(record.plot_data()["step"]) == [0, 1, 2, 3, 4]
-    assert record.bitstream_path.read_bytes() == pipe.compress(str(photo_path), "jpeg", 10)[0].bitstream
+    assert record.bitstream_path.read_bytes() == pipe.compress(str(photo_path), "jpeg", 10).bitstream
 
 
 def test_step_slider_shows_stored_frames_without_recomputing(pipe, photo_path, tmp_path, monkeypatch):
     demo = app.DiracDemo(pipe, str(tmp_path))
     record = send(demo, photo_path, steps=3)[0]["record"]
     expected = reference_frames(pipe, photo_path, 3)
-    monkeypatch.setattr(pipe, "enhance", lambda *a, **k: pytest.fail("the slider must not rerun DIRAC"))
+    monkeypatch.setattr(pipe, "trajectory", lambda *a, **k: pytest.fail("the slider must not rerun DIRAC"))
     monkeypatch.setattr(pipe, "compress", lambda *a, **k: pytest.fail("the slider must not recompress"))
     for k in (0, 2, 3):
         shown = demo.view(record, k, "base", 0, 0, 1)
@@ -172,12 +172,12 @@ def test_refine_checkbox_sends_a_refined_neural_file(pipe, photo_path, tmp_path)
     updates = send(demo, photo_path, codec="neural", steps=1, refine=True)
     assert updates[0] == {"status": f"Refining the encoding ({app.UI_REFINE_ITERS} SGA iterations)…"}
     refined = updates[1]["record"]
-    plain = pipe.compress(str(photo_path), "neural", app.lmbda_from_log(DEFAULT_LOG_LMBDA))[0]
+    plain = pipe.compress(str(photo_path), "neural", app.lmbda_from_log(DEFAULT_LOG_LMBDA))
     expect = pipe.compress(str(photo_path), "neural", app.lmbda_from_log(DEFAULT_LOG_LMBDA),
-                           refine=app.UI_REFINE_ITERS)[0]
+                           refine=app.UI_REFINE_ITERS)
     assert refined.bitstream_path.read_bytes() == expect.bitstream != plain.bitstream
     jpeg = send(demo, photo_path, codec="jpeg", steps=1, refine=True)[0]["record"]
-    assert jpeg.bitstream_path.read_bytes() == pipe.compress(str(photo_path), "jpeg", 10)[0].bitstream
+    assert jpeg.bitstream_path.read_bytes() == pipe.compress(str(photo_path), "jpeg", 10).bitstream
     with pytest.raises(app.gr.Error, match="neural codec only"):
         list(demo.enhance(str(photo_path), "jpeg", 10, 1, refine=5))
     with pytest.raises(app.gr.Error, match="refine must be a whole number"):
@@ -186,7 +186,7 @@ def test_refine_checkbox_sends_a_refined_neural_file(pipe, photo_path, tmp_path)
 
 def test_receiver_has_no_psnr(pipe, photo_path, tmp_path):
     drc = tmp_path / "sent.drc"
-    drc.write_bytes(pipe.compress(str(photo_path), "jpeg", 20)[0].bitstream)
+    drc.write_bytes(pipe.compress(str(photo_path), "jpeg", 20).bitstream)
     updates = list(app.DiracDemo(pipe, str(tmp_path)).receive(str(drc), 3, 0, True, None, StopFlag(),
                                                               "base", 50, 50, 1))
     record = updates[0]["record"]
@@ -236,7 +236,7 @@ def test_api_enhance_streams_one_update_per_step(client, pipe, photo_path):
     for (image, info, drc), frame in zip(outputs, expected):
         assert np.array_equal(pixels(image), frame) and image.endswith(".png")
     first = outputs[0][1]
-    sent = pipe.compress(str(photo_path), "jpeg", 10)[0]
+    sent = pipe.compress(str(photo_path), "jpeg", 10)
     assert first["bytes"] == sent.nbytes and abs(first["psnr"] - sent.psnr) < 1e-6
     with open(outputs[-1][2], "rb") as fh:
         assert fh.read() == sent.bitstream

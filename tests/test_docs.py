@@ -1,42 +1,144 @@
-"""The published numbers agree with the result files they are generated from.
+"""The published documents agree with the files their numbers come from.
 
-``results/RESULTS.md`` is ``report``'s rendering of ``results/*.json``; the README's Results
-section carries it verbatim, and the model card repeats its targets table. A re-run that updates
-the JSON files but not one of the documents (or a hand edit of a number) fails here.
+``results/RESULTS.md`` is ``report``'s rendering of ``results/*.json``. The README's one results
+table is its targets table; the model card's evaluation tables are its per-rate summary and its
+BD-rate table; the card's training table is the ``training.segments`` lists of the models' JSON
+files, and its model table their sizes and totals. A re-run that updates the JSON files but not
+a document (or a hand edit of a number) fails here, and so does a document that outgrows its
+length budget.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from dirac_demo.eval import report
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
+ASSETS = ROOT / "assets"
+MODELS = ("codec", "dirac_jpeg", "dirac_neural")
 
 
-def _table(text: str, title: str) -> str:
-    """The Markdown table right under the heading ``### title``."""
-    lines = text[text.index(f"### {title}\n"):].split("\n")
-    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
-    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
-    return "\n".join(lines[start:end])
+def _section(text: str, heading: str) -> list[str]:
+    """The lines under the Markdown heading line ``heading``, up to the next heading of its level
+    or above (``#`` lines inside code fences are not headings)."""
+    lines = text.split("\n")
+    start = lines.index(heading) + 1
+    level = len(heading) - len(heading.lstrip("#"))
+    fenced = False
+    for i in range(start, len(lines)):
+        if lines[i].startswith("```"):
+            fenced = not fenced
+        elif not fenced and lines[i].startswith("#"):
+            if len(lines[i]) - len(lines[i].lstrip("#")) <= level:
+                return lines[start:i]
+    return lines[start:]
+
+
+def _tables(text: str, heading: str) -> list[list[str]]:
+    """The Markdown tables (each a list of lines) in the section under ``heading``."""
+    tables: list[list[str]] = []
+    previous = ""
+    for line in _section(text, heading):
+        if line.startswith("|"):
+            if not previous.startswith("|"):
+                tables.append([])
+            tables[-1].append(line)
+        previous = line
+    return tables
+
+
+def _rows(table: list[str]) -> list[list[str]]:
+    """A table's body rows as lists of cells (header and separator dropped)."""
+    return [[c.strip() for c in line.strip().strip("|").split("|")] for line in table[2:]]
+
+
+def _steps(n: int) -> str:
+    return f"{n:,}".replace(",", " ")
+
+
+def _results() -> str:
+    return (RESULTS / "RESULTS.md").read_text()
+
+
+def _readme() -> str:
+    return (ROOT / "README.md").read_text()
+
+
+def _card() -> str:
+    return (ASSETS / "MODEL_CARD.md").read_text()
+
+
+def _meta(name: str) -> dict:
+    return json.loads((ASSETS / f"{name}.json").read_text())
 
 
 def test_results_md_is_the_report_of_the_result_files():
     sources = sorted(str(p) for p in RESULTS.glob("*.json"))
-    assert report.render(report.load(sources)) == (RESULTS / "RESULTS.md").read_text(), (
+    assert report.render(report.load(sources)) == _results(), (
         "results/RESULTS.md is stale: python -m dirac_demo.eval.report --from results/*.json --out results/RESULTS.md")
 
 
-def test_readme_carries_the_results_verbatim():
-    results = (RESULTS / "RESULTS.md").read_text()
-    readme = (ROOT / "README.md").read_text()
-    start = readme.index("### Setup\n", readme.index("## Results"))
-    assert readme[start:start + len(results)] == results, "README's Results section differs from results/RESULTS.md"
+def test_readme_results_table_is_the_reports_targets_table():
+    tables = _tables(_readme(), "## Results on Kodak")
+    assert len(tables) == 1, "the README's Results section should hold exactly one table"
+    assert tables[0] == _tables(_results(), "### Targets")[0], "the README's results table is stale"
 
 
-def test_model_card_targets_table_is_the_reports():
-    results = (RESULTS / "RESULTS.md").read_text()
-    card = (ROOT / "assets" / "MODEL_CARD.md").read_text()
-    title = "Targets (issue 3)"
-    assert _table(card, title) == _table(results, title), "the model card's targets table is stale"
+def expected_summary_rows() -> list[list[str]]:
+    """The card's Kodak summary, derived from RESULTS.md's claim-1 table: every rate point with
+    DIRAC steps on the whole test set, as codec, rate, bpp, then PSNR / SWD of the base, the
+    first and the last step."""
+    claim1 = _tables(_results(), "### Claim 1: DIRAC-1 keeps PSNR, DIRAC-S improves realism")[0]
+    head = [c.strip() for c in claim1[0].strip().strip("|").split("|")]
+    points = [dict(zip(head, cells)) for cells in _rows(claim1)]
+    images = max(int(p["images"]) for p in points)
+    rows = []
+    for p in points:
+        if p["DIRAC-1 PSNR"] == "–" or int(p["images"]) != images:
+            continue
+        kind, value = p["rate"].split()
+        rate = {"qf": "QF", "lmbda": "λ"}[kind] + " " + value
+        last_psnr = p["DIRAC-S PSNR"].split(" (")[0]
+        rows.append((p["codec"], float(value), [
+            p["codec"], rate, p["bpp"], f"{p['base PSNR']} / {p['base SWD']}",
+            f"{p['DIRAC-1 PSNR']} / {p['DIRAC-1 SWD']}", f"{last_psnr} / {p['DIRAC-S SWD']}"]))
+    return [r for _, _, r in sorted(rows, key=lambda r: (r[0], r[1]))]
+
+
+def test_model_card_evaluation_tables_are_the_reports():
+    summary, bd = _tables(_card(), "## Evaluation on Kodak")[:2]
+    assert _rows(summary) == expected_summary_rows(), "the model card's Kodak summary is stale"
+    assert bd == _tables(_results(), "### BD-rate")[0], "the model card's BD-rate table is stale"
+
+
+def test_model_card_training_table_is_the_segments():
+    """model, steps from–to, hardware, batch × crop (checked where the JSON records it), hours."""
+    got = _rows(_tables(_card(), "## Training")[0])
+    want = []
+    for name in MODELS:
+        for s in _meta(name)["training"]["segments"]:
+            batch = f"{s['batch']} × {s['crop']}²" if "batch" in s and "crop" in s else None
+            want.append([f"`{name}`", f"{_steps(s['from_step'])}–{_steps(s['to_step'])}", s["hardware"],
+                         batch, f"{s['hours']:g}"])
+    assert len(got) == len(want), "the model card's training table has other segments than the JSON files"
+    for row, expect in zip(got, want):
+        assert row == [c if c is not None else row[i] for i, c in enumerate(expect)], (
+            f"the model card's training row {row} differs from the JSON's {expect}")
+
+
+def test_model_card_model_table_is_the_files():
+    """file, what, parameters, size (MB of the .safetensors file), training steps, hours."""
+    rows = {r[0]: r for r in _rows(_tables(_card(), "## Models")[0])}
+    assert set(rows) == {f"`{name}.safetensors`" for name in MODELS}
+    for name in MODELS:
+        row, training = rows[f"`{name}.safetensors`"], _meta(name)["training"]
+        size = (ASSETS / f"{name}.safetensors").stat().st_size / 1e6
+        assert row[3:] == [f"{size:.1f} MB", _steps(training["steps"]), f"{training['wall_hours']:g}"], (
+            f"the model card's row for {name} is stale")
+
+
+def test_documents_keep_their_length():
+    assert len(_readme().splitlines()) <= 200, "README.md is over 200 lines"
+    assert len(_card().splitlines()) <= 150, "assets/MODEL_CARD.md is over 150 lines"

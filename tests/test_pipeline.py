@@ -124,7 +124,8 @@ def test_input_modes(pipe, photo, mode):
     else:
         img = photo.convert(mode)
     fmt = "JPEG" if mode == "CMYK" else "PNG"
-    comp, x = pipe.compress(_encode(img, fmt), "jpeg", 50)
+    comp = pipe.compress(_encode(img, fmt), "jpeg", 50)
+    x = comp.original
     assert comp.base.shape == (1, 3, 72, 96) and x.shape == (1, 3, 72, 96)
     if mode == "I;16":   # 16-bit scaled to 8 bits, not clipped to white
         assert 0.05 < x.mean().item() < 0.95
@@ -133,8 +134,8 @@ def test_input_modes(pipe, photo, mode):
 def test_exif_orientation(pipe, photo):
     exif = Image.Exif()
     exif[0x0112] = 6     # rotate 90° clockwise on display
-    comp, x = pipe.compress(_encode(photo, "JPEG", exif=exif, quality=95), "jpeg", 50)
-    assert x.shape == (1, 3, 96, 72)
+    comp = pipe.compress(_encode(photo, "JPEG", exif=exif, quality=95), "jpeg", 50)
+    assert comp.original.shape == (1, 3, 96, 72)
 
 
 def test_bad_inputs(pipe, photo):
@@ -161,8 +162,8 @@ def test_huge_image_error_or_explicit_downscale(tiny_assets):
     img = Image.new("RGB", (200, 100), (10, 20, 30))
     with pytest.raises(InputError, match="limit"):
         small_limit.compress(img, "jpeg", 10)
-    comp, x = small_limit.compress(img, "jpeg", 10, downscale=True)
-    assert x.shape[-1] * x.shape[-2] <= 64 * 64
+    comp = small_limit.compress(img, "jpeg", 10, downscale=True)
+    assert comp.original.shape[-1] * comp.original.shape[-2] <= 64 * 64
 
 
 def test_decompression_bomb_header(pipe):
@@ -199,7 +200,7 @@ def test_bitstream_declaring_huge_image(pipe):
 def test_fuzz_full_decode(pipe, photo, data):
     """Mutated bitstreams through the whole receiver: a valid image or a BitstreamError, nothing else."""
     codec = data.draw(st.sampled_from(["jpeg", "neural"]))
-    good = pipe.compress(photo, codec, 10 if codec == "jpeg" else 0.002)[0].bitstream
+    good = pipe.compress(photo, codec, 10 if codec == "jpeg" else 0.002).bitstream
     body = bytearray(good[:-4])
     for _ in range(data.draw(st.integers(1, 3))):
         body[data.draw(st.integers(0, len(body) - 1))] = data.draw(st.integers(0, 255))
@@ -248,7 +249,7 @@ def test_model_spacing_sets_the_sampled_timesteps(tiny_assets, tmp_path, photo):
     assert ts(own, "jpeg") == list(Spacing(1.5, 2.0).timesteps(20)) and ts(own, "jpeg")[0] == 285
     assert ts(paper, "jpeg") == list(range(190, -1, -10))
     assert ts(own, "neural") == list(range(190, -1, -10))              # only the JPEG model changed
-    comp, _ = own.compress(photo, "jpeg", 10)
+    comp = own.compress(photo, "jpeg", 10)
     walk = lambda sp: [s.t for s, _, _ in own.trajectory(comp.base, comp.encoded, 5, 0, True, 0.0, sp)]  # noqa: E731
     assert walk(None) == [60, 34, 15, 4, 0] and walk(Spacing()) == [40, 30, 20, 10, 0]
     # receiver side uses the same model spacing, so sender and receiver agree bit for bit

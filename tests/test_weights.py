@@ -91,8 +91,9 @@ def test_fp16_export_keeps_the_likelihood_bound(tmp_path):
 
 
 def test_sampler_spacing_export_load_and_reset(tiny_assets, tmp_path, capsys):
-    from dirac_demo.train import export
+    from dirac_demo import __version__
     from dirac_demo.diffusion.schedule import Spacing
+    from dirac_demo.train import export
     shutil.copytree(tiny_assets, tmp_path / "a")
     prefix = tmp_path / "a" / "dirac_jpeg"
     assert load_dirac(prefix).spacing == Spacing()                 # no "sampler" entry: the paper's
@@ -102,7 +103,9 @@ def test_sampler_spacing_export_load_and_reset(tiny_assets, tmp_path, capsys):
     assert "power 2" in capsys.readouterr().out
     meta = json.loads(prefix.with_suffix(".json").read_text())
     assert meta["sampler"] == {"start_scale": 1.5, "power": 2.0, "chosen_on": "held-out crops"}
-    assert {k: v for k, v in meta.items() if k != "sampler"} == before      # nothing else touched
+    assert meta["dirac_demo_version"] == __version__                       # the tool that wrote it
+    kept = {k: v for k, v in meta.items() if k not in ("sampler", "dirac_demo_version")}
+    assert kept == before                                                  # nothing else touched
     m = load_dirac(prefix)
     assert m.spacing == Spacing(1.5, 2.0) and m.thresholds == {5.0: 0.3, 10.0: 0.25, 50.0: 0.1}
     assert export.main(["sampler", "--out", str(prefix)]) == 0             # 1 and 1: back to the paper's

@@ -6,11 +6,11 @@ executed (tiles included; ``torch.utils.flop_counter``), the time to the first e
 (compress + decode + first step, warm and cold) and the peak memory. The same run measures this
 machine's fp32 matmul throughput (the median over 30 ``--matmul``² products, half before and half
 after the steps, each timed alone after two warm-up products), so a step's cost can be stated in
-machine-independent units: effective GFLOP = seconds per step × matmul GFLOP/s (the issue-3 target
+machine-independent units: effective GFLOP = seconds per step × matmul GFLOP/s (the speed target
 is ≤ 80 at 768×512). Prints a table; ``--json`` writes::
 
-    {"schema": "dirac_demo.benchmark/1", "device", "device_name", "precision", "threads", "torch",
-     "codec", "params", "matmul": {"n", "gflops", "dtype", "gflops_min", "gflops_max", "products"},
+    {"schema": "dirac_demo.benchmark/1", "dirac_demo_version", "device", "device_name", "precision",
+     "threads", "torch", "codec", "params", "matmul": {"n", "gflops", "dtype", "gflops_min", "gflops_max", "products"},
      "results": [{"width", "height", "ms_per_step", "ms_per_step_std", "gflops_per_step",
                   "effective_gflop", "first_frame_s", "first_frame_cold_s", "peak_mem_mib"}]}
 """
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import sys
 import time
@@ -29,9 +28,11 @@ import torch
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..errors import DiracError, InputError, WeightsError
+from .. import __version__
+from ..errors import DiracError, InputError, NoModelError
 from ..images import to_signed
 from ..pipeline import DiracPipeline, StepResult
+from .common import add_pipeline_arguments, load_pipeline, machine_facts, set_threads
 
 SCHEMA = "dirac_demo.benchmark/1"
 DEFAULT_RATE = {"jpeg": 10, "neural": 0.0016}
@@ -115,7 +116,7 @@ def bench_size(pipe: DiracPipeline, codec: str, width: int, height: int, repeats
     img = synthetic_image(width, height)
     cold = _first_frame(pipe, img, codec)
     warm = _first_frame(pipe, img, codec)
-    comp, _ = pipe.compress(img, codec, DEFAULT_RATE[codec])
+    comp = pipe.compress(img, codec, DEFAULT_RATE[codec])
     secs = [ev.seconds for ev in pipe.enhance(comp.base, comp.encoded, steps=repeats + 1, with_ms_ssim=False)
             if isinstance(ev, StepResult)][1:]   # the first step is the warm-up
     return {"width": width, "height": height, "ms_per_step": 1e3 * float(np.mean(secs)),
@@ -131,10 +132,7 @@ def run(pipe: DiracPipeline, codec: str, sizes: list[tuple[int, int]], repeats: 
     gflops = float(np.median(samples))
     for r in results:
         r["effective_gflop"] = r["ms_per_step"] / 1e3 * gflops
-    dev = pipe.device
-    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine()
-    return {"schema": SCHEMA, "device": dev.type, "device_name": name,
-            "precision": pipe.precision, "threads": torch.get_num_threads(), "torch": torch.__version__,
+    return {"schema": SCHEMA, "dirac_demo_version": __version__, **machine_facts(pipe.device, pipe.precision),
             "codec": codec, "params": sum(p.numel() for p in pipe.dirac[codec].net.parameters()),
             "matmul": {"n": matmul_n, "gflops": gflops, "dtype": "float32",
                        "gflops_min": float(np.min(samples)), "gflops_max": float(np.max(samples)),
@@ -157,24 +155,21 @@ def table(doc: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m dirac_demo.eval.benchmark", description=__doc__.splitlines()[0])
-    p.add_argument("--assets", default=None, help="weights folder (default: the shipped assets/)")
+    add_pipeline_arguments(p)
     p.add_argument("--codec", choices=["jpeg", "neural"], default=None, help="which DIRAC model (default: jpeg)")
     p.add_argument("--sizes", nargs="+", default=["256x256", "768x512", "1024x1024"], help="WIDTHxHEIGHT")
     p.add_argument("--repeats", type=int, default=5, help="timed steps per size (after one warm-up)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     p.add_argument("--matmul", type=int, default=2048, help="side of the reference matmul")
     p.add_argument("--json", default=None, help="write the results here")
     args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args)
     try:
         sizes = [parse_size(s) for s in args.sizes]
-        pipe = DiracPipeline.from_pretrained(args.assets, device=args.device, precision=args.precision)
+        pipe = load_pipeline(args)
         codec = args.codec or ("jpeg" if "jpeg" in pipe.dirac else "neural")
         if codec not in pipe.dirac or (codec == "neural" and pipe.neural is None):
-            raise WeightsError(f"No trained DIRAC model (and codec) for {codec} is loaded.")
+            raise NoModelError(codec, "give --assets a folder that holds it"
+                               + (" and the neural codec" if codec == "neural" else ""))
         doc = run(pipe, codec, sizes, min(99, max(1, args.repeats)), args.matmul)
     except DiracError as exc:
         print(f"error: {exc}", file=sys.stderr)

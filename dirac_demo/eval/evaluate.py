@@ -18,8 +18,8 @@ reconstructions.
 JSON schema (``"schema": "dirac_demo.evaluate/1"``)::
 
     {
-      "schema", "command" (argv), "created" (UTC ISO time), "data" (folder), "images" (file names),
-      "device", "device_name", "precision", "threads", "torch", "seed",
+      "schema", "dirac_demo_version", "command" (argv), "created" (UTC ISO time), "data" (folder),
+      "images" (file names), "device", "device_name", "precision", "threads", "torch", "seed",
       "models": {"codec" | "dirac_jpeg" | "dirac_neural": the weights' JSON facts (training steps…)},
       "swd_config": {levels, resolutions, nhood, patches_per_image, dir_repeats, dirs_per_repeat, seed},
       "swd_floor": {"swd", "swd_levels"}   # originals vs an independent resampling of themselves
@@ -52,7 +52,6 @@ import argparse
 import datetime as _dt
 import io
 import json
-import platform
 import sys
 import time
 from dataclasses import dataclass, field
@@ -62,15 +61,18 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import metrics as M
-from ..codecs.neural import MAX_REFINE
+from .. import __version__
 from ..codecs.bitstream import Encoded
-from ..train.data import list_images
-from ..errors import DiracError, InputError, WeightsError
-from ..images import MAX_PIXELS, load_image, pil_to_tensor
-from ..pipeline import NUM_RESPACED, DiracPipeline, check_eta
+from ..codecs.neural import MAX_REFINE
 from ..diffusion.sampler import update_angle
 from ..diffusion.schedule import PAPER_SPACING, Spacing
+from ..errors import DiracError, InputError, NoModelError, WeightsError
+from ..images import MAX_PIXELS, load_image, pil_to_tensor
+from ..pipeline import NUM_RESPACED, DiracPipeline, check_eta
+from ..quality import bits_per_pixel
+from ..train.data import list_images
+from . import metrics as M
+from .common import add_pipeline_arguments, load_pipeline, machine_facts, set_threads
 from .swd import DEFAULT_PATCHES, SlicedWasserstein, num_levels
 
 SCHEMA = "dirac_demo.evaluate/1"
@@ -196,14 +198,14 @@ class Evaluator:
 
     def _compress(self, spec: PointSpec, i: int):
         img = self.images[i]
-        px = img.width * img.height
         t0 = time.perf_counter()
         if spec.codec == "webp":
             data, base = webp_roundtrip(img, int(spec.rate))
-            return base, None, len(data) * 8 / px, len(data) * 8 / px, time.perf_counter() - t0
-        comp, _ = self.pipe.compress(img, spec.codec, spec.rate, refine=spec.refine)
+            bpp = bits_per_pixel(len(data), img.width, img.height)
+            return base, None, bpp, bpp, time.perf_counter() - t0
+        comp = self.pipe.compress(img, spec.codec, spec.rate, refine=spec.refine)
         payload = sum(len(c) for c in comp.encoded.chunks)
-        return comp.base, comp.encoded, comp.bpp, payload * 8 / px, comp.seconds
+        return comp.base, comp.encoded, comp.bpp, bits_per_pixel(payload, img.width, img.height), comp.seconds
 
     def _enhance(self, spec: PointSpec, base: torch.Tensor, enc: Encoded, i: int, index: int,
                  sets: dict[int, _Set], trace: dict) -> None:
@@ -290,10 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "variant 'refined' (default 0: the amortised encoder)")
     p.add_argument("--seed", type=int, default=0, help="sampler noise, SWD patches and directions")
     p.add_argument("--limit", type=int, default=None, help="use only the first N images")
-    p.add_argument("--assets", default=None, help="weights folder (default: the shipped assets/)")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    add_pipeline_arguments(p)
     p.add_argument("--swd-patches", type=int, default=DEFAULT_PATCHES,
                    help=f"7×7 patches per image and level (default {DEFAULT_PATCHES})")
     p.add_argument("--no-lpips", action="store_true")
@@ -346,7 +345,7 @@ def _check_models(pipe: DiracPipeline, specs: list[PointSpec]) -> None:
     if codec == "neural" and pipe.neural is None:
         raise WeightsError("The neural codec has no trained weights (assets/codec).")
     if any(s.steps for s in specs) and codec not in pipe.dirac:
-        raise WeightsError(f"No trained DIRAC model for {codec} (assets/dirac_{codec}); use --steps 0.")
+        raise NoModelError(codec, "use --steps 0")
     if any(s.variant == "no_threshold" for s in specs) and not pipe.dirac[codec].thresholds:
         raise WeightsError(f"The {codec} DIRAC model has no threshold table, so thresholding on and "
                            "off would be identical; make one with python -m dirac_demo.train.thresholds and "
@@ -373,19 +372,17 @@ def evaluate(args, argv: list[str]) -> dict:
     files = list_images(args.data, args.limit)
     pipe = None
     if args.codec != "webp":
-        pipe = DiracPipeline.from_pretrained(args.assets, device=args.device, precision=args.precision)
+        pipe = load_pipeline(args)
         _check_models(pipe, specs)
     device = pipe.device if pipe is not None else torch.device(args.device or "cpu")
     ev = Evaluator(pipe, files, args.seed, args.swd_patches, not args.no_lpips, not args.no_fid, device)
     every = 1 if args.all_steps else args.step_every
     points = ev.run(specs, every, args.report_steps, args.quiet)
-    return {"schema": SCHEMA, "command": ["python", "-m", "dirac_demo.eval.evaluate", *argv],
+    return {"schema": SCHEMA, "dirac_demo_version": __version__,
+            "command": ["python", "-m", "dirac_demo.eval.evaluate", *argv],
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "data": str(args.data), "images": ev.names, "device": device.type,
-            "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
-                            else platform.processor() or platform.machine()),
-            "precision": pipe.precision if pipe is not None else None,
-            "threads": torch.get_num_threads(), "torch": torch.__version__, "seed": args.seed,
+            "data": str(args.data), "images": ev.names,
+            **machine_facts(device, pipe.precision if pipe is not None else None), "seed": args.seed,
             "models": _models_meta(pipe), "swd_config": ev.swd.config(),
             "swd_floor": {"swd": ev.floor.mean, "swd_levels": ev.floor.levels},
             "unavailable": ev.unavailable, "points": points}
@@ -405,8 +402,7 @@ def _finite(obj):
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args)
     try:
         doc = evaluate(args, argv)
     except DiracError as exc:

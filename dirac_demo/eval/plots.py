@@ -74,6 +74,13 @@ def curves(docs: list[dict], metric: str) -> dict[tuple[str, str], dict]:
     return series
 
 
+def _save(fig, out: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(out, dpi=130)
+    plt.close(fig)
+    return out
+
+
 ROLE_STYLE = {"base": ("-", "o"), "first": ("--", "s"), "last": (":", "^"), "refined": ("-.", "D")}
 
 
@@ -92,10 +99,7 @@ def rate_plot(docs: list[dict], metric: str, ylabel: str, out: Path, floor: floa
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out, dpi=130)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 def _abs_step(p: dict, k: int) -> int:
@@ -136,10 +140,7 @@ def traversal_plot(docs: list[dict], codec: str, out: Path) -> Path | None:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=6)
     fig.suptitle(f"{CODEC_LABEL[codec]} + DIRAC: sampling trajectory", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(out, dpi=130)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 def render_all(docs: list[dict], outdir: str | Path) -> list[Path]:

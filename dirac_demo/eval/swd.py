@@ -25,7 +25,7 @@ Karras et al. draw 128 patches per image from thousands of images (about 2M desc
 level); a test set of 24 images needs far more per image for a usable estimate. The estimate has
 a floor, SWD(originals, an independent resampling of the originals), that
 ``python -m dirac_demo.eval.evaluate`` records as ``swd_floor``. It is sampling noise and falls as
-1/sqrt(patches): on 16 *training-set* images (512², ``results/swd_floor.py``) it is 14.3 at
+1/sqrt(patches): on 16 *training-set* images (512², ``experiments/swd_floor.py``) it is 14.3 at
 1024 patches, 0.62× the SWD of JPEG at QF 10 (23.0), so a realism gain of 0.6× could not even be
 resolved; at 4096 patches (the default, ``DEFAULT_PATCHES``) it is 7.5, 0.40× JPEG's 18.9.
 Independent sampling is kept on purpose: sampling reconstructions at the originals' positions

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,15 +18,16 @@ import torch
 import torch.nn.functional as F
 
 from ..codecs.neural import CodecConfig, NeuralCodec, sample_lmbda
-from .data import CropSampler, batch_stream, heldout_images, to_tensor
-from .common import (CsvLog, FiniteGuard, LinearDecay, RunDir, Stopper, add_lr_arguments,
-                           checkpoint_segments, hardware, load_checkpoint, prior_segments, setup_distributed,
-                           tune_backend, unwrap, use_bf16)
+from .common import (FiniteGuard, Process, Progress, Run, add_lr_arguments, add_run_arguments, crop_samplers,
+                     crop_stream, hardware, load_checkpoint, mse_psnr, new_adam, rank_seed, resume, start_process,
+                     unwrap, use_bf16)
+from .data import to_tensor
 
-DEFAULT_LR = 2e-4
 LOG_FIELDS = ["step", "lmbda", "loss", "mse", "bpp", "aux", "seconds",
               "val_psnr_lo", "val_bpp_lo", "val_psnr_mid", "val_bpp_mid", "val_psnr_hi", "val_bpp_hi", "lr"]
+PLOT_COLUMNS = ["loss", "val_psnr_mid", "val_bpp_mid"]
 VAL_LMBDAS = {"lo": 0.016, "mid": 0.0016, "hi": 0.0004}   # low, middle and high rate
+PART_LABEL = {"all": "", "encoder": ", encoder only", "post": ", post-filter only"}   # --train, in the history
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -52,24 +52,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--M", type=int, default=None, help="latent channels (default 128; with --init: its own)")
     p.add_argument("--bf16", choices=["auto", "on", "off"], default="auto",
                    help="bf16 autocast for the analysis/synthesis transforms (auto: CUDA or a CPU with bf16 units)")
-    p.add_argument("--threads", type=int, default=0)
-    p.add_argument("--workers", type=int, default=0,
-                   help="background processes making crops (0: in-process, step-seeded; use several on a GPU)")
-    p.add_argument("--save-every", type=int, default=200)
-    p.add_argument("--val-every", type=int, default=500)
-    p.add_argument("--seed", type=int, default=0)
+    add_run_arguments(p, "crops")
     return p.parse_args(argv)
 
 
-def bits_per_pixel(likelihoods, x: torch.Tensor) -> torch.Tensor:
-    """−log2 of the likelihood tensors, summed, per pixel of the batch ``x``."""
+def estimated_bpp(likelihoods, x: torch.Tensor) -> torch.Tensor:
+    """The rate estimate of training: −log2 of the likelihood tensors, summed, per pixel of the
+    batch ``x`` (the real files' rate is :func:`dirac_demo.quality.bits_per_pixel`)."""
     n, _, h, w = x.shape
     return sum(torch.log(l).sum() for l in likelihoods) / (-math.log(2) * n * h * w)
 
 
 def rd_terms(out: dict, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(MSE on [0, 1], bits per pixel) of a forward pass."""
-    return F.mse_loss(out["x_hat"], x), bits_per_pixel(out["likelihoods"].values(), x)
+    """(MSE on [0, 1], estimated bits per pixel) of a forward pass."""
+    return F.mse_loss(out["x_hat"], x), estimated_bpp(out["likelihoods"].values(), x)
 
 
 @torch.no_grad()
@@ -80,122 +76,121 @@ def validate(codec: NeuralCodec, x: torch.Tensor) -> dict:
     for key, lmbda in VAL_LMBDAS.items():
         out = codec(x, lmbda)
         mse, bpp = rd_terms(out, x)
-        row[f"val_psnr_{key}"] = f"{10 * math.log10(1 / mse.item()):.3f}"
+        row[f"val_psnr_{key}"] = f"{mse_psnr(mse):.3f}"
         row[f"val_bpp_{key}"] = f"{bpp.item():.4f}"
     codec.train()
     return row
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.crop % NeuralCodec.multiple:
-        raise SystemExit(f"--crop must be a multiple of {NeuralCodec.multiple}")
-    rank, world, device = setup_distributed()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    tune_backend(device)
-    torch.manual_seed(args.seed + rank)
-    rng = np.random.default_rng(args.seed + 1000 * rank)
-    val_files = heldout_images(args.data)
-    sampler = CropSampler(args.data, args.crop, seed=args.seed + rank, exclude=set(val_files))
-    val_x = to_tensor(CropSampler(args.data, args.crop, seed=12345, include=set(val_files)).batch(8)).to(device)
-
-    out = Path(args.out)
-    ckpt = load_checkpoint(out / "checkpoint.pt")
+def initial_config(args: argparse.Namespace, ckpt: dict | None) -> tuple[CodecConfig, NeuralCodec | None, Progress]:
+    """What the codec is built from: the checkpoint's configuration, the ``--init`` codec's (a
+    post-filter added for ``--train post``) or ``--N``/``--M``; the ``--init`` codec, and its count."""
+    if ckpt:
+        return CodecConfig(**ckpt["config"]), None, Progress()
     default = CodecConfig()
-    cfg = CodecConfig(**ckpt["config"]) if ckpt else CodecConfig(args.N or default.N, args.M or default.M)
-    step, init_seconds, history = 0, 0.0, []
-    if ckpt is None and args.init:
-        from ..weights import load_codec
-        init = load_codec(args.init)
-        facts = init.meta.get("training", {})
-        step = int(facts.get("steps", 0))
-        init_seconds = 3600.0 * float(facts.get("wall_hours", 0.0))
-        history = prior_segments(facts)
-        if args.N not in (None, init.config.N) or args.M not in (None, init.config.M):
-            raise SystemExit(f"--init has N={init.config.N}, M={init.config.M}: --N and --M must match it")
-        cfg = init.config
-        if args.train == "post" and not cfg.post_channels:
-            cfg = replace(cfg, post_channels=args.post_channels, post_blocks=args.post_blocks)
+    if not args.init:
+        return CodecConfig(args.N or default.N, args.M or default.M), None, Progress()
+    from ..weights import load_codec
+    init = load_codec(args.init)
+    progress = Progress.of_facts(init.meta.get("training", {}))
+    if args.N not in (None, init.config.N) or args.M not in (None, init.config.M):
+        raise SystemExit(f"--init has N={init.config.N}, M={init.config.M}: --N and --M must match it")
+    cfg = init.config
+    if args.train == "post" and not cfg.post_channels:
+        cfg = replace(cfg, post_channels=args.post_channels, post_blocks=args.post_blocks)
+    return cfg, init, progress
+
+
+def build_codec(args: argparse.Namespace, ckpt: dict | None,
+                device: torch.device) -> tuple[CodecConfig, NeuralCodec, Progress]:
+    """The codec on ``device`` with its ``--init`` weights, frozen but for the ``--train`` part."""
+    cfg, init, progress = initial_config(args, ckpt)
     codec = NeuralCodec(cfg).to(device)
-    if ckpt is None and args.init:
+    if init is not None:
         missing, unexpected = codec.load_state_dict(init.state_dict(), strict=False)
         if unexpected or not set(missing) <= codec.post_filter_parameter_names():
             raise SystemExit(f"--init weights do not match the codec: missing {missing}, unexpected {unexpected}")
-    train_decoder = args.train == "all"     # else the decoder side (entropy models included) stays frozen
-    if not train_decoder:
+    if args.train != "all":     # the decoder side (entropy models included) stays frozen
         if ckpt is None and not args.init:
             raise SystemExit(f"--train {args.train} fine-tunes part of a trained codec: give --init (or resume)")
         trained = (codec.encoder_parameter_names() if args.train == "encoder"
                    else codec.post_filter_parameter_names())
         for n, p in codec.named_parameters():
             p.requires_grad_(n in trained)
-    main_params = [p for n, p in codec.named_parameters() if p.requires_grad and not n.endswith(".quantiles")]
-    aux_params = [p for n, p in codec.named_parameters() if n.endswith(".quantiles")]
-    opt = torch.optim.Adam(main_params, lr=args.lr if args.lr is not None else DEFAULT_LR)
-    aux_opt = torch.optim.Adam(aux_params, lr=args.aux_lr)
-    if ckpt:
-        codec.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["opt"])
-        aux_opt.load_state_dict(ckpt["aux_opt"])
-        if args.lr is not None:                 # an explicit --lr overrides the checkpoint's
-            for g in opt.param_groups:
-                g["lr"] = args.lr
-        step = ckpt["step"]
-        history = checkpoint_segments(ckpt)
-        rng = np.random.default_rng(args.seed + 1000 * rank + step)
-        sampler.rng = np.random.default_rng(args.seed + rank + step)
-    bf16 = use_bf16(args.bf16, device)
-    ddp = codec
-    if world > 1:
-        ddp = torch.nn.parallel.DistributedDataParallel(codec, find_unused_parameters=True)
-    log = CsvLog(out / "log.csv", LOG_FIELDS, resume_step=step) if rank == 0 else None
-    stopper, guard = Stopper(), FiniteGuard()
-    meta = {"crop": args.crop, "batch": args.batch * world, "lr": opt.param_groups[0]["lr"], "bf16": bf16,
-            "hardware": hardware(device), "trained": args.train}
-    decay = LinearDecay(opt, step, args.steps, args.lr_end, 0 if ckpt else args.warmup)
-    stream = (batch_stream(sampler, args.batch, args.workers, seed=args.seed + 1000 * rank + step,
-                           pin=device.type == "cuda") if args.workers else None)
+    return cfg, codec, progress
 
-    segment_label = meta["hardware"] + {"all": "", "encoder": ", encoder only", "post": ", post-filter only"}[args.train]
-    run = RunDir(out, rank, ckpt.get("wall_seconds", 0.0) if ckpt else init_seconds, ["loss", "val_psnr_mid", "val_bpp_mid"],
-                  history, segment_label, step)
 
-    def state() -> dict:
-        return {"model": unwrap(codec).state_dict(), "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
-                "step": step, "config": cfg.to_dict(), "meta": meta}
+class CodecTrainer:
+    """One process's codec training: the codec, its two optimisers (the rate–distortion loss; the
+    entropy bottleneck's quantiles), the crops and the λ_rate draws."""
 
-    while step < args.steps and not stopper.stop:
-        t0 = time.time()
-        x = (next(stream) if stream is not None else to_tensor(sampler.batch(args.batch))).to(device, non_blocking=True)
-        decay(step)
-        lmbda = sample_lmbda(float(rng.random()))
-        res = ddp(x, lmbda, bf16=bf16)
-        mse, bpp = rd_terms(res, x)
+    def __init__(self, args: argparse.Namespace, proc: Process, ckpt: dict | None) -> None:
+        self.args, self.device = args, proc.device
+        self.rng = np.random.default_rng(rank_seed(args, proc.rank))
+        self.sampler, val_sampler = crop_samplers(args, proc.rank)
+        self.val_x = to_tensor(val_sampler.batch(8)).to(proc.device)
+        self.cfg, self.codec, self.progress = build_codec(args, ckpt, proc.device)
+        named = list(self.codec.named_parameters())
+        self.main_params = [p for n, p in named if p.requires_grad and not n.endswith(".quantiles")]
+        self.opt = new_adam(self.main_params, args)
+        self.aux_opt = torch.optim.Adam([p for n, p in named if n.endswith(".quantiles")], lr=args.aux_lr)
+        if ckpt:
+            self.codec.load_state_dict(ckpt["model"])
+            self.aux_opt.load_state_dict(ckpt["aux_opt"])
+            self.progress, self.rng = resume(ckpt, self.opt, args, proc.rank, self.sampler)
+        self.bf16 = use_bf16(args.bf16, proc.device)
+        self.ddp = self.codec
+        if proc.world > 1:
+            self.ddp = torch.nn.parallel.DistributedDataParallel(self.codec, find_unused_parameters=True)
+        self.meta = {"crop": args.crop, "batch": args.batch * proc.world, "lr": self.opt.param_groups[0]["lr"],
+                     "bf16": self.bf16, "hardware": hardware(proc.device), "trained": args.train}
+        self.guard = FiniteGuard()
+        self.stream = None    # worker processes' batches, once started (:func:`crop_stream`)
+
+    def step(self, step: int) -> dict | None:
+        """One step of D + λ_rate·R at a random λ_rate (eq. 11), then one of the auxiliary loss."""
+        args = self.args
+        x = next(self.stream) if self.stream is not None else to_tensor(self.sampler.batch(args.batch))
+        x = x.to(self.device, non_blocking=True)
+        lmbda = sample_lmbda(float(self.rng.random()))
+        mse, bpp = rd_terms(self.ddp(x, lmbda, bf16=self.bf16), x)
         loss = mse + lmbda * bpp
-        if not guard.ok(loss, step):
-            continue
-        opt.zero_grad(set_to_none=True)
+        if not self.guard.ok(loss, step):
+            return None
+        self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(main_params, 1.0)
-        opt.step()
-        aux = unwrap(codec).aux_loss()
-        aux_opt.zero_grad(set_to_none=True)
-        if train_decoder and torch.isfinite(aux):
+        torch.nn.utils.clip_grad_norm_(self.main_params, 1.0)
+        self.opt.step()
+        aux = unwrap(self.codec).aux_loss()
+        self.aux_opt.zero_grad(set_to_none=True)
+        if args.train == "all" and torch.isfinite(aux):
             aux.backward()
-            aux_opt.step()
-        step += 1
-        if log is not None:
-            row = {"step": step, "lmbda": f"{lmbda:.6f}", "loss": f"{loss.item():.6g}", "mse": f"{mse.item():.6g}",
-                   "bpp": f"{bpp.item():.4f}", "aux": f"{aux.item():.2f}", "seconds": f"{time.time() - t0:.3f}", "lr": f"{opt.param_groups[0]['lr']:.3g}"}
-            if step % args.val_every == 0:
-                row.update(validate(unwrap(codec), val_x))
-                print(f"step {step} " + " ".join(f"{k}={v}" for k, v in row.items() if k.startswith("val")),
-                      flush=True)
-            log.write(row)
-        if step % args.save_every == 0:
-            run.save(state())
-    return run.finish(state(), meta)
+            self.aux_opt.step()
+        return {"lmbda": f"{lmbda:.6f}", "loss": f"{loss.item():.6g}", "mse": f"{mse.item():.6g}",
+                "bpp": f"{bpp.item():.4f}", "aux": f"{aux.item():.2f}"}
+
+    def validation(self, step: int) -> dict:
+        row = validate(unwrap(self.codec), self.val_x)
+        print(f"step {step} " + " ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+        return row
+
+    def state(self, step: int) -> dict:
+        return {"model": unwrap(self.codec).state_dict(), "opt": self.opt.state_dict(),
+                "aux_opt": self.aux_opt.state_dict(), "step": step, "config": self.cfg.to_dict(), "meta": self.meta}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.crop % NeuralCodec.multiple:
+        raise SystemExit(f"--crop must be a multiple of {NeuralCodec.multiple}")
+    proc = start_process(args)
+    ckpt = load_checkpoint(Path(args.out) / "checkpoint.pt")
+    trainer = CodecTrainer(args, proc, ckpt)
+    run = Run(args, proc, trainer, LOG_FIELDS, PLOT_COLUMNS, trainer.meta["hardware"] + PART_LABEL[args.train],
+              fresh=ckpt is None)
+    # workers start after Run, so they inherit its Ctrl-C handler
+    trainer.stream = crop_stream(args, trainer.sampler, args.batch, proc, run.start)
+    return run.loop()
 
 
 if __name__ == "__main__":

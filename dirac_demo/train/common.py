@@ -1,4 +1,5 @@
-"""Shared training plumbing: distributed setup, resumable checkpoints, CSV loss log, plots.
+"""What both trainers share: process setup, data streams, resumable checkpoints, the CSV loss
+log and its plot, the learning-rate schedule and the training loop (:class:`Run`).
 
 Works single-process, and multi-process through ``torchrun`` (NCCL on GPUs, gloo on CPUs).
 Ctrl-C or SIGTERM saves a checkpoint before leaving.
@@ -7,13 +8,22 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import signal
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple, Protocol
 
+import numpy as np
 import torch
 import torch.distributed as dist
+
+from .. import __version__
+from .data import CropSampler, batch_stream, heldout_images
+
+DEFAULT_LR = 2e-4
 
 
 class Stopper:
@@ -48,6 +58,56 @@ def setup_distributed() -> tuple[int, int, torch.device]:
 def cleanup_distributed() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+class Process(NamedTuple):
+    """This process's place in a (possibly distributed) run."""
+
+    rank: int
+    world: int
+    device: torch.device
+
+
+def start_process(args) -> Process:
+    """The process group, ``--threads``, backend tuning and the torch seed of this rank."""
+    proc = Process(*setup_distributed())
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    tune_backend(proc.device)
+    torch.manual_seed(args.seed + proc.rank)
+    return proc
+
+
+def rank_seed(args, rank: int, step: int = 0) -> int:
+    """Seed of a rank's random draws (λ_rate, JPEG quality, timesteps; worker streams) from ``step`` on."""
+    return args.seed + 1000 * rank + step
+
+
+def crop_samplers(args, rank: int) -> tuple[CropSampler, CropSampler]:
+    """(this rank's training crops, the held-out validation crops) of ``--data`` at ``--crop``."""
+    val_files = set(heldout_images(args.data))
+    return (CropSampler(args.data, args.crop, seed=args.seed + rank, exclude=val_files),
+            CropSampler(args.data, args.crop, seed=12345, include=val_files))
+
+
+def crop_stream(args, sampler: CropSampler, n: int, proc: Process, step: int, transform=None):
+    """Batches of ``n`` from ``--workers`` background processes, or None to sample in-process."""
+    if not args.workers:
+        return None
+    return batch_stream(sampler, n, args.workers, seed=rank_seed(args, proc.rank, step), transform=transform,
+                        pin=proc.device.type == "cuda")
+
+
+def new_adam(params, args) -> torch.optim.Adam:
+    """Adam at ``--lr`` (default :data:`DEFAULT_LR`)."""
+    return torch.optim.Adam(params, lr=args.lr if args.lr is not None else DEFAULT_LR)
+
+
+def mse_psnr(mse: float | torch.Tensor) -> float:
+    """PSNR in dB of a mean squared error on [0, 1] images (peak 1), without rounding to 8 bits:
+    the validation figure of both trainers (:func:`dirac_demo.quality.psnr` rounds first)."""
+    mse = float(mse)
+    return float("inf") if mse == 0 else 10 * math.log10(1 / mse)
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -180,7 +240,7 @@ class RunDir:
         """Last checkpoint, ``meta.json``, and the process group torn down; the exit status."""
         self.save(state)
         if self.rank == 0:
-            (self.out / "meta.json").write_text(json.dumps(meta, indent=2))
+            (self.out / "meta.json").write_text(json.dumps({"dirac_demo_version": __version__, **meta}, indent=2))
         cleanup_distributed()
         return 0
 
@@ -191,7 +251,6 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
 
 def hardware(device: torch.device) -> str:
     """What a run segment trains on, for the model card (the GPU's name, or the CPU and its cores)."""
-    import os
     import platform
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -231,6 +290,37 @@ def extend_segments(segments: list[dict], hw: str, start: int, step: int, second
     return out
 
 
+@dataclass
+class Progress:
+    """Where a run's count starts: the step, the wall-clock already spent, the hardware history."""
+
+    step: int = 0
+    seconds: float = 0.0
+    history: list[dict] = field(default_factory=list)
+
+    @classmethod
+    def of_facts(cls, facts: dict) -> Progress:
+        """Continuing the count of exported weights, from their training facts."""
+        return cls(int(facts.get("steps", 0)), 3600.0 * float(facts.get("wall_hours", 0.0)), prior_segments(facts))
+
+    @classmethod
+    def of_checkpoint(cls, ckpt: dict) -> Progress:
+        return cls(ckpt["step"], ckpt.get("wall_seconds", 0.0), checkpoint_segments(ckpt))
+
+
+def resume(ckpt: dict, opt: torch.optim.Optimizer, args, rank: int,
+           sampler: CropSampler) -> tuple[Progress, np.random.Generator]:
+    """Continue a checkpoint: its optimiser state (an explicit ``--lr`` overrides its rate) and its
+    count; the crop sampler and the returned generator of random draws restart at its step."""
+    opt.load_state_dict(ckpt["opt"])
+    if args.lr is not None:
+        for g in opt.param_groups:
+            g["lr"] = args.lr
+    progress = Progress.of_checkpoint(ckpt)
+    sampler.rng = np.random.default_rng(args.seed + rank + progress.step)
+    return progress, np.random.default_rng(rank_seed(args, rank, progress.step))
+
+
 def tune_backend(device: torch.device) -> None:
     """cuDNN autotuning and TF32 on CUDA (fixed crop sizes); nothing on CPU."""
     if device.type == "cuda":
@@ -262,12 +352,22 @@ class FiniteGuard:
 def add_lr_arguments(p) -> None:
     """The learning-rate flags both trainers share; :class:`LinearDecay` applies them."""
     p.add_argument("--lr", type=float, default=None,
-                   help="learning rate (default 2e-4; on resume, the checkpoint's unless given)")
+                   help=f"learning rate (default {DEFAULT_LR:g}; on resume, the checkpoint's unless given)")
     p.add_argument("--lr-end", type=float, default=None,
                    help="decay the learning rate linearly to this value at --steps (default: constant)")
     p.add_argument("--warmup", type=int, default=0,
                    help="ramp the learning rate up over this many steps when the optimiser starts fresh "
                         "(from --init or from scratch; a resumed run keeps its Adam state and skips it)")
+
+
+def add_run_arguments(p, workers: str) -> None:
+    """The flags of the run itself both trainers share; ``workers``: what the ``--workers`` processes make."""
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave default)")
+    p.add_argument("--workers", type=int, default=0,
+                   help=f"background processes making {workers} (0: in-process, step-seeded; use several on a GPU)")
+    p.add_argument("--save-every", type=int, default=200)
+    p.add_argument("--val-every", type=int, default=500)
+    p.add_argument("--seed", type=int, default=0)
 
 
 class LinearDecay:
@@ -276,7 +376,7 @@ class LinearDecay:
 
     ``--warmup N``: over this run's first N steps the rate is also scaled by (k + 1) / N at its
     k-th step. A continuation from ``--init`` weights starts Adam from a fresh state, whose first
-    updates move every parameter by about the full learning rate whatever its gradient; on our
+    updates move every parameter by about the full learning rate whatever its gradient; on the
     trained codec three such steps at 2e-5 cost 0.6 dB of held-out PSNR at λ 0.0004. Warm-up
     lets the moment estimates settle first. Only a fresh optimiser needs it: a resumed run
     passes 0."""
@@ -294,3 +394,57 @@ class LinearDecay:
             lr *= min(1.0, (step - self.start + 1) / self.warmup)
         for g in self.opt.param_groups:
             g["lr"] = lr
+
+
+class Trainer(Protocol):
+    """What :meth:`Run.loop` drives: one trainer per process."""
+
+    opt: torch.optim.Optimizer       # the main optimiser (its rate is logged and scheduled)
+    meta: dict                       # the run's facts, saved in the checkpoint and meta.json
+    progress: Progress               # where the count starts
+
+    def step(self, step: int) -> dict | None:
+        """One optimiser step from ``step``: its log columns, or None when it was skipped."""
+
+    def validation(self, step: int) -> dict:
+        """The held-out columns of the log after ``step``."""
+
+    def state(self, step: int) -> dict:
+        """The checkpoint after ``step``."""
+
+
+class Run:
+    """A training run's bookkeeping: the CSV log (rank 0), Ctrl-C, the learning-rate schedule and
+    the run folder, around the steps of a :class:`Trainer`."""
+
+    def __init__(self, args, proc: Process, trainer: Trainer, fields: list[str], plot_columns: list[str],
+                 label: str, fresh: bool) -> None:
+        """``label``: the hardware of this run's segment; ``fresh``: the optimiser starts anew
+        (``--warmup`` applies) rather than from a checkpoint."""
+        out, start = Path(args.out), trainer.progress
+        self.args, self.trainer, self.start = args, trainer, start.step
+        self.log = CsvLog(out / "log.csv", fields, resume_step=start.step) if proc.rank == 0 else None
+        self.stopper = Stopper()
+        self.decay = LinearDecay(trainer.opt, start.step, args.steps, args.lr_end, args.warmup if fresh else 0)
+        self.dir = RunDir(out, proc.rank, start.seconds, plot_columns, start.history, label, start.step)
+
+    def loop(self) -> int:
+        """Steps up to ``--steps`` (or Ctrl-C), logged, validated every ``--val-every`` and saved every
+        ``--save-every`` steps; then the last checkpoint and meta.json. The exit status."""
+        args, trainer, step = self.args, self.trainer, self.start
+        while step < args.steps and not self.stopper.stop:
+            t0 = time.time()
+            self.decay(step)
+            row = trainer.step(step)
+            if row is None:
+                continue
+            step += 1
+            if self.log is not None:
+                row = {"step": step, **row, "seconds": f"{time.time() - t0:.3f}",
+                       "lr": f"{trainer.opt.param_groups[0]['lr']:.3g}"}
+                if step % args.val_every == 0:
+                    row.update(trainer.validation(step))
+                self.log.write(row)
+            if step % args.save_every == 0:
+                self.dir.save(trainer.state(step))
+        return self.dir.finish(trainer.state(step), trainer.meta)

@@ -22,7 +22,6 @@ import argparse
 import contextlib
 import copy
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -30,15 +29,15 @@ import torch
 import torch.nn.functional as F
 
 from ..codecs.neural import sample_lmbda
-from .data import CropSampler, JpegPairs, batch_stream, heldout_images, to_tensor
 from ..diffusion.schedule import Schedule
-from .common import (CsvLog, FiniteGuard, LinearDecay, RunDir, Stopper, add_lr_arguments,
-                           checkpoint_segments, hardware, load_checkpoint, prior_segments, setup_distributed,
-                           tune_backend, unwrap, use_bf16)
 from ..diffusion.unet import ResidualUNet, UNetConfig
+from .common import (FiniteGuard, Process, Progress, Run, add_lr_arguments, add_run_arguments, crop_samplers,
+                     crop_stream, hardware, load_checkpoint, mse_psnr, new_adam, rank_seed, resume, start_process,
+                     unwrap, use_bf16)
+from .data import JpegPairs, to_tensor
 
-DEFAULT_LR = 2e-4
 LOG_FIELDS = ["step", "loss", "loss_focus", "seconds", "val_gain_db", "val_gain_last_db", "val_swd_ratio", "lr"]
+PLOT_COLUMNS = ["loss", "loss_focus", "val_gain_db", "val_swd_ratio"]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -65,12 +64,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--blocks", default="1,2,2,2")
     p.add_argument("--bf16", choices=["auto", "on", "off"], default="auto",
                    help="bfloat16 autocast (auto: on for CUDA, and for CPUs with AMX/AVX512-BF16)")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave default)")
-    p.add_argument("--workers", type=int, default=0,
-                   help="background processes making crops and JPEG pairs (0: in-process; use several on a GPU)")
-    p.add_argument("--save-every", type=int, default=200)
-    p.add_argument("--val-every", type=int, default=500)
-    p.add_argument("--seed", type=int, default=0)
+    add_run_arguments(p, "crops and JPEG pairs")
     args = p.parse_args(argv)
     if args.accum < 1:
         p.error("--accum must be at least 1")
@@ -138,7 +132,7 @@ def validate(model: torch.nn.Module, pairs: tuple[torch.Tensor, torch.Tensor], s
             return model(r_t, torch.full((x.shape[0],), t, device=x.device), xbs).float()
 
     def psnr(a, b):
-        return float(10 * torch.log10(1.0 / F.mse_loss(a.clamp(0, 1), b)))
+        return mse_psnr(F.mse_loss(a.clamp(0, 1), b))
 
     base = psnr(xb, x)
     gains, last = [], xb
@@ -155,27 +149,12 @@ def validate(model: torch.nn.Module, pairs: tuple[torch.Tensor, torch.Tensor], s
     return gains[0], gains[-1], acc.distance("last").mean / acc.distance("base").mean
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    rank, world, device = setup_distributed()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    tune_backend(device)
-    torch.manual_seed(args.seed + rank)
-    rng = np.random.default_rng(args.seed + 1000 * rank)
-    bf16 = use_bf16(args.bf16, device)
-    autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)  # noqa: E731
-
-    val_files = heldout_images(args.data)
-    sampler = CropSampler(args.data, args.crop, seed=args.seed + rank, exclude=set(val_files))
-    val_sampler = CropSampler(args.data, args.crop, seed=12345, include=set(val_files))
-    make_pair = PairMaker(args, rng, device)
-    val_pairs = make_pair(val_sampler.batch(16))
-
+def build_model(args: argparse.Namespace, ckpt: dict | None,
+                device: torch.device) -> tuple[UNetConfig, ResidualUNet, dict]:
+    """The network on ``device`` (channels-last): the checkpoint's configuration or ``--channels``
+    and ``--blocks``, with the ``--init`` weights; and the ``--init`` model's training facts ({} without)."""
     cfg = UNetConfig(channels=[int(c) for c in args.channels.split(",")],
                      blocks=[int(b) for b in args.blocks.split(",")])
-    out = Path(args.out)
-    ckpt = load_checkpoint(out / "checkpoint.pt")
     if ckpt is not None:
         cfg = UNetConfig(**ckpt["config"])
     model = ResidualUNet(cfg).to(device, memory_format=torch.channels_last)
@@ -185,110 +164,126 @@ def main(argv: list[str] | None = None) -> int:
         init = load_dirac(args.init)
         model.load_state_dict(init.net.state_dict())
         init_meta = init.meta.get("training", init.meta)
-    ema = copy.deepcopy(model).eval().requires_grad_(False)
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr if args.lr is not None else DEFAULT_LR)
-    # continuing the same model counts on from its steps; another base codec starts a fine-tune at 0
-    same = bool(init_meta) and init_meta.get("base") == args.base
-    step = int(init_meta.get("steps", 0)) if same else 0
-    init_seconds = 3600.0 * float(init_meta.get("wall_hours", 0.0)) if same else 0.0
-    history = prior_segments(init_meta) if same else []
+    return cfg, model, init_meta
+
+
+def started_from(args: argparse.Namespace, init_meta: dict, ckpt: dict | None) -> dict | None:
+    """Where a fine-tune started (the run's "init" fact): an ``--init`` model of another base codec;
+    kept when a fine-tune is continued from its weights or resumed from its checkpoint."""
     if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        ema.load_state_dict(ckpt["ema"])
-        opt.load_state_dict(ckpt["opt"])
-        if args.lr is not None:                 # an explicit --lr overrides the checkpoint's
-            for g in opt.param_groups:
-                g["lr"] = args.lr
-        step = ckpt["step"]
-        history = checkpoint_segments(ckpt)
-        rng = np.random.default_rng(args.seed + 1000 * rank + step)
-        make_pair.rng = rng
-        sampler.rng = np.random.default_rng(args.seed + rank + step)
-    ddp = model
-    if world > 1:
-        ddp = torch.nn.parallel.DistributedDataParallel(model)
-    schedule = Schedule()
-    abar = torch.tensor(schedule.alphas_cumprod, dtype=torch.float32)
-    weights = torch.tensor(snr_weights(schedule.alphas_cumprod, args.snr_gamma, args.focus_t, args.focus_p),
-                           dtype=torch.float32)
-    log = CsvLog(out / "log.csv", LOG_FIELDS, resume_step=step) if rank == 0 else None
-    stopper, guard = Stopper(), FiniteGuard()
-    meta = {"base": args.base, "qf_range": [args.qf_min, args.qf_max], "crop": args.crop,
-            "batch": args.batch * args.accum * world, "lr": opt.param_groups[0]["lr"], "focus_t": args.focus_t,
-            "focus_p": args.focus_p, "snr_gamma": args.snr_gamma, "hardware": hardware(device)}
-    decay = LinearDecay(opt, step, args.steps, args.lr_end, 0 if ckpt else args.warmup)
-    stream = None
-    if args.workers:
-        stream = batch_stream(sampler, args.batch * args.accum, args.workers, seed=args.seed + 1000 * rank + step,
-                              transform=make_pair.jpeg if args.base == "jpeg" else None,
-                              pin=device.type == "cuda")
+        return ckpt.get("meta", {}).get("init")
     if init_meta and init_meta.get("base") != args.base:
-        meta["init"] = {"from": str(args.init), "base": init_meta.get("base"), "steps": init_meta.get("steps")}
-    elif same and "init" in init_meta:          # continuing a fine-tune keeps where it started
-        meta["init"] = init_meta["init"]
-    if ckpt is not None and "init" in ckpt.get("meta", {}):
-        meta["init"] = ckpt["meta"]["init"]
+        return {"from": str(args.init), "base": init_meta.get("base"), "steps": init_meta.get("steps")}
+    return init_meta.get("init")
 
-    run = RunDir(out, rank, ckpt.get("wall_seconds", 0.0) if ckpt else init_seconds, ["loss", "loss_focus", "val_gain_db", "val_swd_ratio"],
-                  history, meta["hardware"], step)
 
-    def state() -> dict:
-        return {"model": unwrap(model).state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
-                "step": step, "config": cfg.to_dict(), "meta": meta}
+class DiracTrainer:
+    """One process's diffusion training: the network and its EMA, the optimiser, the (x, x̃) pairs,
+    the timestep draws and their loss weights."""
 
-    n = args.batch * args.accum              # crops per optimiser step (per process)
-    while step < args.steps and not stopper.stop:
-        t0 = time.time()
-        x, xb = make_pair(next(stream) if stream is not None else sampler.batch(n))
-        decay(step)
+    def __init__(self, args: argparse.Namespace, proc: Process, ckpt: dict | None) -> None:
+        self.args, self.device, self.world = args, proc.device, proc.world
+        self.rng = np.random.default_rng(rank_seed(args, proc.rank))
+        self.bf16 = use_bf16(args.bf16, proc.device)
+        self.sampler, val_sampler = crop_samplers(args, proc.rank)
+        self.pairs = PairMaker(args, self.rng, proc.device)
+        self.val_pairs = self.pairs(val_sampler.batch(16))
+        self.cfg, self.model, init_meta = build_model(args, ckpt, proc.device)
+        self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
+        self.opt = new_adam(self.model.parameters(), args)
+        # continuing the same model counts on from its steps; another base codec starts a fine-tune at 0
+        same = bool(init_meta) and init_meta.get("base") == args.base
+        self.progress = Progress.of_facts(init_meta) if same else Progress()
+        if ckpt is not None:
+            self.model.load_state_dict(ckpt["model"])
+            self.ema.load_state_dict(ckpt["ema"])
+            self.progress, self.rng = resume(ckpt, self.opt, args, proc.rank, self.sampler)
+            self.pairs.rng = self.rng
+        self.ddp = self.model if proc.world == 1 else torch.nn.parallel.DistributedDataParallel(self.model)
+        self.schedule = Schedule()
+        self.abar = torch.tensor(self.schedule.alphas_cumprod, dtype=torch.float32)
+        self.weights = torch.tensor(snr_weights(self.schedule.alphas_cumprod, args.snr_gamma, args.focus_t,
+                                                args.focus_p), dtype=torch.float32)
+        self.meta = {"base": args.base, "qf_range": [args.qf_min, args.qf_max], "crop": args.crop,
+                     "batch": args.batch * args.accum * proc.world, "lr": self.opt.param_groups[0]["lr"],
+                     "focus_t": args.focus_t, "focus_p": args.focus_p, "snr_gamma": args.snr_gamma,
+                     "hardware": hardware(proc.device)}
+        if (init := started_from(args, init_meta, ckpt)) is not None:
+            self.meta["init"] = init
+        self.guard, self.loss = FiniteGuard(), None
+        self.stream = None    # worker processes' batches, once started (:func:`crop_stream`)
+
+    def autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+
+    def step(self, step: int) -> dict | None:
+        """One optimiser step on ``--batch`` × ``--accum`` noised residuals, then the EMA update."""
+        args, n = self.args, self.args.batch * self.args.accum     # crops per optimiser step (per process)
+        x, xb = self.pairs(next(self.stream) if self.stream is not None else self.sampler.batch(n))
         r0 = (x - xb) * 2.0          # residual in [−1, 1] units
         xbs = (xb * 2.0 - 1.0).contiguous(memory_format=torch.channels_last)
-        t = torch.from_numpy(sample_t(rng, n, args.focus_t, args.focus_p, schedule.num_timesteps))
-        a = abar[t].to(device)[:, None, None, None]
+        t = torch.from_numpy(sample_t(self.rng, n, args.focus_t, args.focus_p, self.schedule.num_timesteps))
+        a = self.abar[t].to(self.device)[:, None, None, None]
         noise = torch.randn_like(r0)
         r_t = (a.sqrt() * r0 + (1 - a).sqrt() * noise).contiguous(memory_format=torch.channels_last)
-        w = weights[t].to(device)               # all ones without --snr-gamma
-        opt.zero_grad(set_to_none=True)
-        errs, ok = [], True
+        err = self.backward(r0, xbs, r_t, t, step)
+        if err is None:
+            return None
+        self.loss = err.mean()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.opt.step()
+        with torch.no_grad():
+            for pe, pm in zip(self.ema.parameters(), unwrap(self.model).parameters()):
+                pe.lerp_(pm, 1 - args.ema)
+        row = {"loss": f"{self.loss.item():.6f}"}
+        focus = t < args.focus_t
+        if focus.any():
+            row["loss_focus"] = f"{err[focus.to(self.device)].mean().item():.6f}"
+        return row
+
+    def backward(self, r0: torch.Tensor, xbs: torch.Tensor, r_t: torch.Tensor, t: torch.Tensor,
+                 step: int) -> torch.Tensor | None:
+        """Gradients of the w_t-weighted x0 loss (eq. 1), summed over ``--accum`` passes of ``--batch``
+        crops; the per-crop x0 errors, or None when a pass's loss is not finite (step skipped)."""
+        args, n = self.args, self.args.batch * self.args.accum
+        w = self.weights[t].to(self.device)               # all ones without --snr-gamma
+        self.opt.zero_grad(set_to_none=True)
+        errs = []
         for k in range(args.accum):
             part = slice(k * args.batch, (k + 1) * args.batch)     # a view: keeps channels_last
             last_part = k == args.accum - 1      # DDP all-reduces the summed gradients once
-            with (contextlib.nullcontext() if last_part or world == 1 else ddp.no_sync()):
-                with autocast():
-                    pred = ddp(r_t[part], t[part].to(device), xbs[part])
+            with (contextlib.nullcontext() if last_part or self.world == 1 else self.ddp.no_sync()):
+                with self.autocast():
+                    pred = self.ddp(r_t[part], t[part].to(self.device), xbs[part])
                 err = (pred.float() - r0[part]).pow(2).mean(dim=(1, 2, 3))
                 objective = (w[part] * err).sum() / n
-                if not guard.ok(objective, step):
-                    ok = False
-                    break
+                if not self.guard.ok(objective, step):
+                    return None
                 objective.backward()
             errs.append(err.detach())
-        if not ok:
-            continue
-        err = torch.cat(errs)
-        loss = err.mean()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        with torch.no_grad():
-            for pe, pm in zip(ema.parameters(), unwrap(model).parameters()):
-                pe.lerp_(pm, 1 - args.ema)
-        step += 1
-        if log is not None:
-            row = {"step": step, "loss": f"{loss.item():.6f}", "seconds": f"{time.time() - t0:.3f}",
-                   "lr": f"{opt.param_groups[0]['lr']:.3g}"}
-            focus = t < args.focus_t
-            if focus.any():
-                row["loss_focus"] = f"{err[focus.to(device)].mean().item():.6f}"
-            if step % args.val_every == 0:
-                g1, g20, ratio = validate(ema, val_pairs, schedule, autocast)
-                row["val_gain_db"], row["val_gain_last_db"] = f"{g1:.3f}", f"{g20:.3f}"
-                row["val_swd_ratio"] = f"{ratio:.4f}"
-                print(f"step {step} loss {loss.item():.5f} val gain first {g1:+.3f} dB last {g20:+.3f} dB,"
-                      f" last-step SWD {ratio:.3f}x the base's", flush=True)
-            log.write(row)
-        if step % args.save_every == 0:
-            run.save(state())
-    return run.finish(state(), meta)
+        return torch.cat(errs)
+
+    def validation(self, step: int) -> dict:
+        g1, g20, ratio = validate(self.ema, self.val_pairs, self.schedule, self.autocast)
+        print(f"step {step} loss {self.loss.item():.5f} val gain first {g1:+.3f} dB last {g20:+.3f} dB,"
+              f" last-step SWD {ratio:.3f}x the base's", flush=True)
+        return {"val_gain_db": f"{g1:.3f}", "val_gain_last_db": f"{g20:.3f}", "val_swd_ratio": f"{ratio:.4f}"}
+
+    def state(self, step: int) -> dict:
+        return {"model": unwrap(self.model).state_dict(), "ema": self.ema.state_dict(), "opt": self.opt.state_dict(),
+                "step": step, "config": self.cfg.to_dict(), "meta": self.meta}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    proc = start_process(args)
+    ckpt = load_checkpoint(Path(args.out) / "checkpoint.pt")
+    trainer = DiracTrainer(args, proc, ckpt)
+    run = Run(args, proc, trainer, LOG_FIELDS, PLOT_COLUMNS, trainer.meta["hardware"], fresh=ckpt is None)
+    # workers start after Run, so they inherit its Ctrl-C handler
+    trainer.stream = crop_stream(args, trainer.sampler, args.batch * args.accum, proc, run.start,
+                                 transform=trainer.pairs.jpeg if args.base == "jpeg" else None)
+    return run.loop()
 
 
 if __name__ == "__main__":

@@ -4,26 +4,31 @@
 (in [−1, 1] units) satisfy |r| ≤ θ. The rate is the base codec's own control: λ_rate for the
 neural codec (``--num`` values spaced log-uniformly over [0.0004, 0.016], as in the paper) and
 the quality factor for JPEG (every QF in 1..100: JPEG's residuals shrink with its quality just
-as the codec's do with its rate). The table is written as JSON and shipped inside the DIRAC
-model's JSON (``python -m dirac_demo.train.export --thresholds`` or ``export table``); the sampler
-clips r̂0 at θ of the file's rate.
+as the codec's do with its rate). The table is written as JSON ({rate: θ} and the
+``dirac_demo_version`` that wrote it) and shipped inside the DIRAC model's JSON (``python -m
+dirac_demo.train.export --thresholds`` or ``export table``); the sampler clips r̂0 at θ of the
+file's rate.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
-from ..codecs.jpeg import JpegCodec
+from .. import __version__
 from ..codecs.neural import sample_lmbda
-from .data import CropSampler, heldout_images, to_tensor
 from ..weights import load_codec
+from . import data
+from .data import CropSampler, heldout_images, to_tensor
 
 Reconstruct = Callable[[torch.Tensor, float], torch.Tensor]
+VERSION_KEY = "dirac_demo_version"     # the one entry of a table file that is not a rate
 
 
 def coverage_table(reconstruct: Reconstruct, crops: torch.Tensor, rates: list[float],
@@ -47,9 +52,20 @@ def threshold_table(codec, crops: torch.Tensor, num: int = 20, coverage: float =
 
 
 def jpeg_roundtrip(x: torch.Tensor, quality: float) -> torch.Tensor:
-    """JPEG at ``quality`` and back, image by image (what the receiver's x̃ is)."""
-    jpeg = JpegCodec()
-    return torch.cat([jpeg.decompress(jpeg.compress(xi[None], int(quality))) for xi in x])
+    """:func:`dirac_demo.train.data.jpeg_roundtrip` of [0, 1] images (n, 3, H, W), all at ``quality``
+    (what the receiver's x̃ is: the JPEG base codec gives the same pixels)."""
+    crops = x.detach().float().clamp(0, 1).mul(255.0).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    return to_tensor(data.jpeg_roundtrip(crops, [quality] * len(crops)))
+
+
+def table_json(table: dict[float, float]) -> dict[str, float]:
+    """A {rate: θ} table as the JSON object both the table file and the DIRAC model's JSON hold."""
+    return {f"{k:.6g}": round(float(v), 6) for k, v in sorted(table.items())}
+
+
+def read_table(path: str | os.PathLike) -> dict[float, float]:
+    """The {rate: θ} table of a file written by :func:`main` (or a plain {rate: θ} JSON object)."""
+    return {float(k): float(v) for k, v in json.loads(Path(path).read_text()).items() if k != VERSION_KEY}
 
 
 def jpeg_threshold_table(crops: torch.Tensor, qualities: list[int] | None = None,
@@ -81,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             table, name = threshold_table(load_codec(args.codec), crops, args.num, args.coverage), "lambda"
     with open(args.out, "w") as fh:
-        json.dump({f"{k:.6g}": round(v, 6) for k, v in table.items()}, fh, indent=2)
+        json.dump({VERSION_KEY: __version__, **table_json(table)}, fh, indent=2)
     for k, v in table.items():
         print(f"{name} {k:.6g}  theta {v:.4f}")
     return 0

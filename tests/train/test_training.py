@@ -13,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
+from dirac_demo import __version__
 from dirac_demo.train import export, thresholds, codec as train_codec, dirac as train_dirac
 from dirac_demo.weights import load_codec, load_dirac
 
@@ -130,12 +131,15 @@ def test_train_codec_then_neural_dirac_and_thresholds(data_dir, tmp_path):
     assert len(rows) == 3 and rows[-1]["val_psnr_mid"] != ""
     lmbdas = [float(r["lmbda"]) for r in rows]
     assert all(0.0004 <= l <= 0.016 for l in lmbdas)
+    assert json.loads((run / "meta.json").read_text())["dirac_demo_version"] == __version__
     assert export.main(["codec", "--ckpt", str(run / "checkpoint.pt"), "--out", str(tmp_path / "codec")]) == 0
     codec = load_codec(tmp_path / "codec")
+    assert codec.meta["dirac_demo_version"] == __version__ and codec.meta["training"]["steps"] == 3
     table_path = tmp_path / "th.json"
     assert thresholds.main(["--data", str(data_dir), "--codec", str(tmp_path / "codec"), "--out", str(table_path),
                             "--crops", "4", "--crop", "64", "--num", "5"]) == 0
-    table = {float(k): v for k, v in json.loads(table_path.read_text()).items()}
+    assert json.loads(table_path.read_text())["dirac_demo_version"] == __version__
+    table = thresholds.read_table(table_path)
     assert len(table) == 5 and min(table) == pytest.approx(0.0004, rel=1e-4)
     assert all(0 < v <= 2 for v in table.values())
     # θ is the 95% coverage point of |x − x̃| (in [−1, 1] units) at each λ
@@ -156,6 +160,7 @@ def test_train_codec_then_neural_dirac_and_thresholds(data_dir, tmp_path):
     (tmp_path / "t2.json").write_text(json.dumps({"0.001": 0.25, "0.01": 0.5}))
     assert export.main(["table", "--thresholds", str(tmp_path / "t2.json"), "--out", str(tmp_path / "dirac_neural")]) == 0
     assert load_dirac(tmp_path / "dirac_neural").thresholds == {0.001: 0.25, 0.01: 0.5}
+    assert load_dirac(tmp_path / "dirac_neural").meta["dirac_demo_version"] == __version__
     assert (tmp_path / "dirac_neural.safetensors").read_bytes() == weights
     with pytest.raises(SystemExit):   # not a DIRAC model: a usage error, nothing written
         export.main(["table", "--thresholds", str(tmp_path / "t2.json"), "--out", str(tmp_path / "codec")])
@@ -166,7 +171,7 @@ def test_jpeg_threshold_table_by_quality_factor(data_dir, tmp_path):
     table_path = tmp_path / "tj.json"
     assert thresholds.main(["--data", str(data_dir), "--base", "jpeg", "--out", str(table_path),
                             "--crops", "3", "--crop", "64"]) == 0
-    table = {float(k): v for k, v in json.loads(table_path.read_text()).items()}
+    table = thresholds.read_table(table_path)
     assert sorted(table) == [float(q) for q in range(1, 101)]
     assert table[5.0] > table[50.0] > table[95.0] > 0          # residuals shrink as the quality rises
     crops = torch.rand(3, 3, 64, 64)
@@ -177,9 +182,40 @@ def test_jpeg_threshold_table_by_quality_factor(data_dir, tmp_path):
         thresholds.main(["--data", str(data_dir), "--base", "jpeg", "--out", str(table_path), "--coverage", "0"])
 
 
+def test_jpeg_roundtrip_is_the_receivers_jpeg():
+    """The training pairs' JPEG (uint8 batches, a quality per crop) and the threshold table's (tensors,
+    one quality) are one function, and give the pixels the JPEG base codec decodes."""
+    from dirac_demo.codecs.jpeg import JpegCodec
+    from dirac_demo.train.data import jpeg_roundtrip, to_tensor
+    crops = np.random.default_rng(0).integers(0, 256, (3, 24, 40, 3), dtype=np.uint8)
+    jpeg = JpegCodec()
+    for q in (5, 50):
+        receiver = torch.cat([jpeg.decompress(jpeg.compress(x[None], q)) for x in to_tensor(crops)])
+        assert torch.equal(to_tensor(jpeg_roundtrip(crops, [q] * 3)), receiver)
+        assert torch.equal(thresholds.jpeg_roundtrip(to_tensor(crops), q), receiver)
+    mixed = jpeg_roundtrip(crops, [5, 50, 95])
+    assert np.array_equal(mixed[1], jpeg_roundtrip(crops[1:2], [50])[0]) and not np.array_equal(mixed[0], mixed[2])
+
+
+def test_threshold_files_with_and_without_the_version_read_alike(tmp_path):
+    (tmp_path / "old.json").write_text(json.dumps({"0.0004": 0.05, "0.016": 0.2}))
+    (tmp_path / "new.json").write_text(json.dumps({"dirac_demo_version": __version__, "0.0004": 0.05, "0.016": 0.2}))
+    assert thresholds.read_table(tmp_path / "old.json") == thresholds.read_table(tmp_path / "new.json") \
+        == {0.0004: 0.05, 0.016: 0.2}
+
+
+def test_mse_psnr_and_estimated_bpp_closed_forms():
+    from dirac_demo.train.common import mse_psnr
+    assert mse_psnr(0.01) == pytest.approx(20.0) and mse_psnr(torch.tensor(1e-4)) == pytest.approx(40.0)
+    assert mse_psnr(0.0) == float("inf")
+    x = torch.zeros(2, 3, 16, 32)                     # likelihood 1/2 per symbol: one bit each
+    likelihoods = [torch.full((2, 8, 4, 8), 0.5), torch.full((2, 4, 1, 2), 0.5)]
+    assert train_codec.estimated_bpp(likelihoods, x).item() == pytest.approx((8 * 4 * 8 + 4 * 1 * 2) / (16 * 32))
+
+
 def _env():
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
     return env
 
 

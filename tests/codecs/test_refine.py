@@ -82,5 +82,5 @@ def test_refine_argument_checks(pipe, photo, shipped_codec, kodim_crop):
     with pytest.raises(InputError, match="0..1000"):
         shipped_codec.compress(kodim_crop, 0.0016, refine=-1)
     calls = []
-    comp, _ = pipe.compress(photo, "neural", 0.0016, refine=4, callback=lambda i, n: calls.append((i, n)))
+    comp = pipe.compress(photo, "neural", 0.0016, refine=4, callback=lambda i, n: calls.append((i, n)))
     assert calls == [(i, 4) for i in range(1, 5)] and comp.nbytes > 0

@@ -1,29 +1,37 @@
-"""How far the neural codec's real y bitstream is above its model's estimate.
+"""How far is the neural codec's real y bitstream above its entropy model's estimate?
 
-For each image and λ: the bytes CompressAI's rANS coder writes for y, against −log2 p(ŷ) under the
-Gaussians h_s predicts (continuous scales). The gap is the entropy coder's overhead, almost all of it
-from snapping each scale to one of CompressAI's table levels. Run it on held-out training images,
-never to choose anything on Kodak:
+Command: python experiments/coder_overhead.py --data DIR [--levels 64 256] [--lmbda 0.0004 0.0016 0.016]
+Answer:  0.2-0.3 %, too little to justify a change of the file format. On the 9 held-out
+         training images at λ 0.0004 / 0.0016 / 0.016 the y bytes CompressAI's rANS coder writes
+         are +0.21 / +0.29 / +0.23 % above -log2 p(ŷ) under the Gaussians h_s predicts (0.5639
+         against 0.5628 bpp at λ 0.0004). Almost all of it comes from snapping each scale to one
+         of the 64 levels of CompressAI's scale table: with 256 levels the gap is -0.04 / -0.00 /
+         -0.00 %.
 
-    PYTHONPATH=. python results/coder_overhead.py --data DIR [--levels 64 256]
+For each scale-table size and λ it prints the y bits per pixel written (the y chunk of the
+codec's own ``compress``) against the estimate from its eval-mode forward (ŷ rounded, continuous
+scales). DIR is the training folder; its held-out files (every 40th) are used, never Kodak.
 """
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import torch
 from compressai.models.google import get_scale_table
 
-from dirac_demo.train.data import heldout_images
-from dirac_demo.images import load_image, pad_to_multiple, pil_to_tensor
-from dirac_demo.weights import load_codec
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))   # this checkout's dirac_demo, installed or not
+from dirac_demo.images import load_image, pad_to_multiple, pil_to_tensor  # noqa: E402
+from dirac_demo.train.data import heldout_images  # noqa: E402
+from dirac_demo.weights import load_codec  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True, help="the training folder (its held-out files are used)")
-    p.add_argument("--codec", default="assets/codec")
+    p.add_argument("--codec", default=str(ROOT / "assets" / "codec"), help="the codec's weights prefix")
     p.add_argument("--levels", type=int, nargs="+", default=[64, 256], help="scale-table sizes (64: CompressAI's)")
     p.add_argument("--lmbda", type=float, nargs="+", default=[0.0004, 0.0016, 0.016])
     p.add_argument("--threads", type=int, default=2)

@@ -5,6 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
+from dirac_demo import __version__
 from dirac_demo.eval import benchmark, metrics, plots, report
 from dirac_demo.eval.evaluate import list_images, main, report_steps, webp_roundtrip
 from dirac_demo.images import from_signed, to_signed
@@ -40,7 +41,7 @@ def _run(tmp_path, name, *args):
 @pytest.mark.parametrize("codec,rate,threshold", [("jpeg", 10, True), ("neural", 0.004, True),
                                                   ("neural", 0.004, False)])
 def test_trajectory_matches_the_pipeline(pipe, photo, codec, rate, threshold):
-    comp, _ = pipe.compress(photo, codec, rate)
+    comp = pipe.compress(photo, codec, rate)
     ref = [e.image for e in pipe.enhance(comp.base, comp.encoded, 4, seed=3, threshold=threshold)
            if isinstance(e, StepResult)]
     got = list(pipe.trajectory(comp.base, comp.encoded, 4, seed=3, threshold=threshold))
@@ -77,6 +78,7 @@ def test_evaluate_jpeg_records_every_metric(data, tiny_assets, tmp_path, pipe):
     doc = _run(tmp_path, "jpeg", "--data", data, "--assets", tiny_assets, "--codec", "jpeg",
                "--qf", 10, 40, "--steps", 3, "--all-steps", "--seed", 1)
     assert doc["schema"] == "dirac_demo.evaluate/1" and doc["images"] == ["im0.png", "im1.png", "im2.jpg"]
+    assert doc["dirac_demo_version"] == __version__
     assert doc["swd_config"]["levels"] == 3 and doc["swd_config"]["patches_per_image"] == 32
     assert [p["rate"] for p in doc["points"]] == [10, 40] and doc["device"] == "cpu"
     p = doc["points"][0]
@@ -91,9 +93,9 @@ def test_evaluate_jpeg_records_every_metric(data, tiny_assets, tmp_path, pipe):
     # bpp from the real .drc files and PSNR as mean over images, recomputed independently
     files = list_images(data)
     comps = [pipe.compress(f, "jpeg", 10) for f in files]
-    assert p["bpp"] == pytest.approx(np.mean([c.bpp for c, _ in comps]))
+    assert p["bpp"] == pytest.approx(np.mean([c.bpp for c in comps]))
     assert p["bpp_payload"] < p["bpp"]
-    assert p["base"]["psnr"] == pytest.approx(np.mean([metrics.psnr(c.base, x) for c, x in comps]))
+    assert p["base"]["psnr"] == pytest.approx(np.mean([metrics.psnr(c.base, c.original) for c in comps]))
     assert doc["points"][1]["bpp"] > p["bpp"] and doc["points"][1]["base"]["psnr"] > p["base"]["psnr"]
     # deterministic for a seed
     again = _run(tmp_path, "again", "--data", data, "--assets", tiny_assets, "--codec", "jpeg",
@@ -125,6 +127,9 @@ def test_evaluate_neural_comparisons_plots_and_report(data, tiny_assets, tmp_pat
         assert title in text
     assert "Neural+DIRAC-1" in text and "WebP" in text
     assert (tmp_path / "r.md").read_text().startswith("### Setup")
+    # files written before the version field read alike
+    old = [{k: v for k, v in d.items() if k != "dirac_demo_version"} for d in (doc, webp)]
+    assert report.render(old) == text and plots.curves(old, "psnr") == plots.curves([doc, webp], "psnr")
     # merging: a main point evaluated on more images wins the curves and claim 1; claim 2 pairs
     # S = 20 with S = 100 from the same document only
     bigger = json.loads(json.dumps(doc))
@@ -167,6 +172,10 @@ def test_evaluate_missing_data_and_weights(tmp_path, data, capsys):
     assert main(["--data", str(data), "--assets", str(assets), "--codec", "neural", "--threshold-compare",
                  "--quiet"]) == 2
     assert "threshold table" in capsys.readouterr().err
+    assets = tmp_path / "codec_only"
+    export_codec(tiny_codec(), assets / "codec", {"note": "fixture"})
+    assert main(["--data", str(data), "--assets", str(assets), "--codec", "neural", "--quiet"]) == 2
+    assert capsys.readouterr().err == "error: No trained DIRAC model for the neural codec is loaded: use --steps 0.\n"
 
 
 def test_benchmark_smoke(tiny_assets, tmp_path, capsys):
@@ -176,6 +185,7 @@ def test_benchmark_smoke(tiny_assets, tmp_path, capsys):
                            "--json", str(out)]) == 0
     doc = json.loads(out.read_text())
     assert doc["schema"] == "dirac_demo.benchmark/1" and doc["codec"] == "jpeg" and doc["matmul"]["gflops"] > 0
+    assert doc["dirac_demo_version"] == __version__ and doc["device"] == "cpu" and doc["threads"] == 1
     assert [(r["width"], r["height"]) for r in doc["results"]] == [(48, 32), (64, 64)]
     small, big = doc["results"]
     assert 0 < small["gflops_per_step"] < big["gflops_per_step"]
