@@ -1,7 +1,9 @@
 """The JPEG base codec: libjpeg through Pillow, quality factor 1–100; the payload is the JPEG file."""
 from __future__ import annotations
 
+import functools
 import io
+import math
 
 import torch
 from PIL import Image
@@ -42,3 +44,41 @@ class JpegCodec:
         if img.size != (enc.width, enc.height):
             raise BitstreamError("The JPEG payload's size does not match the header.")
         return pil_to_tensor(img.convert("RGB"))
+
+
+@functools.cache
+def ijg_tables() -> dict[int, tuple[tuple[int, ...], ...]]:
+    """The quantisation tables of the IJG quality factors 1–100, as Pillow reads them back.
+
+    Written by libjpeg's own ``jpeg_set_quality`` through Pillow, so the scaling rule, its
+    rounding and the table order are exactly those of the encoders that use the IJG tables.
+    """
+    out = {}
+    for q in range(1, 101):
+        buf = io.BytesIO()
+        Image.new("RGB", (8, 8)).save(buf, format="JPEG", quality=q)
+        tables = Image.open(buf).quantization
+        out[q] = tuple(tuple(tables[k]) for k in sorted(tables))
+    return out
+
+
+def estimate_quality(tables: dict[int, list[int]]) -> tuple[int, bool]:
+    """The IJG quality factor of a JPEG's quantisation ``tables`` (Pillow's ``Image.quantization``)
+    and whether it is exact.
+
+    Tables written with the IJG scaling match one quality factor exactly (grayscale files, with
+    one table, match on the luminance table). Other tables (mozjpeg's, cameras', editors') get
+    the quality factor whose luminance table is nearest in scale: the smallest mean absolute
+    log ratio over the 64 entries.
+    """
+    own = tuple(tuple(tables[k]) for k in sorted(tables))
+    if not own or any(len(t) != 64 for t in own):
+        raise BitstreamError("The JPEG file has no usable quantisation table.")
+    for q, ref in ijg_tables().items():
+        if own == ref[:len(own)]:
+            return q, True
+    luma = own[0]
+
+    def distance(ref: tuple[int, ...]) -> float:
+        return sum(abs(math.log(max(a, 1) / b)) for a, b in zip(luma, ref)) / 64
+    return min(ijg_tables(), key=lambda q: distance(ijg_tables()[q][0])), False

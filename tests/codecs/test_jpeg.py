@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from dirac_demo.codecs import bitstream
-from dirac_demo.codecs.jpeg import JpegCodec
+from dirac_demo.codecs.jpeg import JpegCodec, estimate_quality, ijg_tables
 from dirac_demo.errors import BitstreamError, InputError
 from dirac_demo.images import pil_to_tensor
 
@@ -38,3 +38,33 @@ def test_jpeg_corrupt_payload_is_bitstream_error(photo):
     enc.chunks = [b"not a jpeg at all"]
     with pytest.raises(BitstreamError):
         JpegCodec().decompress(enc)
+
+
+def _tables(img: Image.Image, **save) -> dict:
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", **save)
+    return Image.open(buf).quantization
+
+
+@pytest.mark.parametrize("mode,subsampling", [("RGB", 2), ("RGB", 0), ("RGB", 1), ("L", -1)])
+def test_quality_estimate_is_exact_for_ijg_tables(photo, mode, subsampling):
+    """Files written with the IJG tables (Pillow, libjpeg): every quality factor 1–100 exactly."""
+    img = photo.convert(mode)
+    extra = {} if subsampling < 0 else {"subsampling": subsampling}
+    for q in range(1, 101):
+        assert estimate_quality(_tables(img, quality=q, **extra)) == (q, True), q
+
+
+def test_quality_estimate_for_other_tables_is_the_nearest_scale(photo):
+    ref = ijg_tables()[30]
+    scaled = {i: [max(1, round(v * 1.04)) for v in t] for i, t in enumerate(ref)}   # not an IJG table
+    assert estimate_quality(_tables(photo, qtables=scaled)) in {(29, False), (30, False)}
+    flat = {0: [12] * 64, 1: [12] * 64}
+    q, exact = estimate_quality(_tables(photo, qtables=flat))
+    assert not exact and 1 <= q <= 100
+    assert estimate_quality(_tables(photo, qtables={0: [1] * 64, 1: [1] * 64}))[0] == 100
+
+
+def test_quality_estimate_refuses_a_file_without_tables():
+    with pytest.raises(BitstreamError):
+        estimate_quality({})
