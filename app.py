@@ -18,7 +18,7 @@ from pathlib import Path
 import gradio as gr
 
 from dirac_demo import Compressed, DiracError, DiracPipeline, InputError, StepResult, __version__, load_pipeline
-from dirac_demo.codecs.bitstream import parse
+from dirac_demo.codecs import read as read_encoded
 from dirac_demo.codecs.neural import MAX_REFINE
 from dirac_demo.codecs.refine import DEFAULT_ITERS as UI_REFINE_ITERS
 from dirac_demo.ui_state import (APP_MAX_PIXELS, DEFAULT_LOG_LMBDA, DEFAULT_QF, DEFAULT_STEPS,
@@ -215,7 +215,7 @@ class DiracDemo:
     def _receive_events(self, path, steps, seed, threshold, strict: bool):
         """Checked arguments, then the receiver's events for the bitstream file at ``path``."""
         data = read_bitstream(path)
-        steps = usable_steps(self.pipe, parse(data).codec, steps, strict)
+        steps = usable_steps(self.pipe, read_encoded(data).codec, steps, strict)
         seed = whole(seed, "seed", MAX_SEED)
         return gpu_receive(self.key, data, steps, seed, bool(threshold)), steps
 
@@ -406,7 +406,8 @@ def _receiver_tab() -> dict:
                 "the steps by eye against the base reconstruction.")
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
-            drc = gr.File(label="Bitstream (.drc)", file_types=[".drc"], type="filepath", elem_id="rx-file")
+            drc = gr.File(label="Bitstream (.drc) or JPEG file", file_types=[".drc", ".jpg", ".jpeg", ".jfif"],
+                          type="filepath", elem_id="rx-file")
             steps = gr.Slider(0, MAX_STEPS, value=DEFAULT_STEPS, step=1, label="DIRAC steps S (late start)")
             seed = gr.Number(0, precision=0, label="Seed", minimum=0, maximum=MAX_SEED)
             threshold = gr.Checkbox(True, label="Rate-dependent thresholding (Sec. 3.3)")

@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="neural: optimise this image's latents for N iterations (SGA) before coding: "
                         "smaller files, same decoder, slower encoding (try 60)")
 
-    d = sub.add_parser("decompress", help="decode a bitstream and enhance it with DIRAC")
+    d = sub.add_parser("decompress", help="decode a bitstream (.drc, or any JPEG file) and enhance it with DIRAC")
     d.add_argument("bitstream")
     d.add_argument("-o", "--output", required=True, help="output PNG")
     d.add_argument("--steps", type=int, default=20,
@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--eta", type=float, default=0.0,
                    help="DDIM stochasticity in [0, 1]: 0 (default) is the paper's deterministic sampler")
 
-    i = sub.add_parser("info", help="describe a bitstream")
+    i = sub.add_parser("info", help="describe a bitstream (.drc, or any JPEG file)")
     i.add_argument("bitstream")
     return p
 
@@ -97,13 +97,22 @@ def _decompress(args, pipe) -> None:
 
 
 def _info(args) -> None:
-    from .codecs import bitstream
+    from . import codecs
+    from .codecs.jpeg import JPEG_FILE
     from .quality import bits_per_pixel
     data = _read(args.bitstream)
-    enc = bitstream.parse(data)
+    enc = codecs.read(data)
+    bpp = bits_per_pixel(len(data), enc.width, enc.height)
+    facts = enc.extra.get(JPEG_FILE)
+    if facts:
+        kind = "estimated quality" if not facts["quality_exact"] else "quality"
+        scan = "progressive" if facts["progressive"] else "baseline"
+        print(f"JPEG file {enc.width}x{enc.height}, {len(data)} bytes, {bpp:.4f} bpp, {facts['subsampling']}, "
+              f"{scan}, {kind} {enc.quality}" + ("" if facts["quality_exact"] else
+                                                  " (not the IJG tables: nearest by table scale)"))
+        return
     rate = f"quality {enc.quality}" if enc.codec == "jpeg" else f"lambda {enc.lmbda:.6g} (s={enc.scale_q}/1024)"
-    print(f"{enc.codec} {enc.width}x{enc.height} {rate}, {len(data)} bytes, "
-          f"{bits_per_pixel(len(data), enc.width, enc.height):.4f} bpp")
+    print(f"{enc.codec} {enc.width}x{enc.height} {rate}, {len(data)} bytes, {bpp:.4f} bpp")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,6 +14,7 @@ from typing import Iterator, Union
 
 import torch
 
+from . import codecs
 from .codecs import bitstream
 from .codecs.jpeg import JpegCodec
 from .codecs.neural import PRE_FILTER, NeuralCodec
@@ -208,9 +209,9 @@ class DiracPipeline:
         return Compressed(data, enc, base, p, m, time.perf_counter() - t0, original=x)
 
     def decode(self, data: bytes) -> Compressed:
-        """Receiver side: parse and decode a bitstream to its base reconstruction."""
+        """Receiver side: decode a ``.drc`` bitstream, or a plain JPEG file, to its base reconstruction."""
         t0 = time.perf_counter()
-        enc = bitstream.parse(data)
+        enc = codecs.read(data)
         if enc.width * enc.height > self.max_pixels:
             raise BitstreamError(f"The bitstream declares a {enc.width}x{enc.height} image, over the "
                                  f"{self.max_pixels / 1e6:.1f} MP limit of this decoder.")

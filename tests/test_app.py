@@ -195,6 +195,17 @@ def test_receiver_has_no_psnr(pipe, photo_path, tmp_path):
     assert record.plot_data().empty and record.crop(3, 50, 50, 1).shape[1] == 2 * 96 + GAP
 
 
+def test_receiver_and_decode_api_take_a_plain_jpeg(pipe, photo, tmp_path):
+    jpg = tmp_path / "camera.jpg"
+    photo.save(jpg, format="JPEG", quality=20)
+    demo = app.DiracDemo(pipe, str(tmp_path))
+    updates = list(demo.receive(str(jpg), 2, 0, True, None, StopFlag(), "base", 50, 50, 1))
+    record = updates[0]["record"]
+    assert record.steps_run == 2 and record.rate == 20 and record.nbytes == jpg.stat().st_size
+    api = list(demo.decode(str(jpg), 2, 0, True))
+    assert [info["step"] for _, info, _ in api] == [0, 1, 2] and api[0][1]["rate"] == 20
+
+
 def test_new_run_and_expired_state_delete_download_files(pipe, photo_path, tmp_path):
     demo = app.DiracDemo(pipe, str(tmp_path))
     old = send(demo, photo_path, steps=1)[0]["record"]

@@ -85,3 +85,22 @@ def test_unknown_codec_argument_exits_2(tmp_path, photo_path):
     with pytest.raises(SystemExit) as info:
         run("compress", photo_path, "-o", tmp_path / "x.drc", "--codec", "webp")
     assert info.value.code == 2
+
+
+def test_info_and_decompress_take_a_plain_jpeg_file(tiny_assets, photo, tmp_path, capsys):
+    jpg = tmp_path / "photo.bin"                        # detected by its marker, whatever the name
+    photo.save(jpg, format="JPEG", quality=35, progressive=True, subsampling=0)
+    assert run("info", jpg) == 0
+    out = capsys.readouterr().out
+    assert "96x72" in out and "4:4:4" in out and "progressive" in out and "quality 35" in out
+    assert "estimated" not in out
+    photo.save(jpg, format="JPEG", qtables={0: [13] * 64, 1: [17] * 64})
+    assert run("info", jpg) == 0 and "estimated quality" in capsys.readouterr().out
+    png = tmp_path / "o.png"
+    assert run("--assets", tiny_assets, "decompress", jpg, "-o", png, "--steps", "2") == 0
+    assert Image.open(png).size == (96, 72)
+    capsys.readouterr()
+    jpg.write_bytes(jpg.read_bytes()[:400])             # truncated: one line, status 2
+    assert run("--assets", tiny_assets, "decompress", jpg, "-o", png, "--steps", "1") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err

@@ -5,10 +5,11 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PIL import Image
+from PIL import Image, ImageOps
 
 from dirac_demo.codecs import bitstream
 from dirac_demo.errors import BitstreamError, InputError, WeightsError
+from dirac_demo.images import pil_to_tensor
 from dirac_demo.pipeline import Compressed, DiracPipeline, Finished, StepResult
 
 
@@ -282,3 +283,43 @@ def test_neural_post_filter_shows_the_filtered_base_and_conditions_dirac_before_
         assert torch.allclose(a.image, b.image, atol=1e-6)
     got = _events(with_pf.run_bitstream(sent[0].bitstream, steps=3, seed=1))
     assert torch.equal(got[0].base, sent[0].base) and torch.equal(got[-1].image, sent[-1].image)
+
+
+# ---- a plain JPEG file is a bitstream ------------------------------------------------------
+def test_plain_jpeg_decodes_exactly_as_the_drc_holding_it(pipe, photo):
+    from dirac_demo.codecs.bitstream import Encoded
+    data = _encode(photo, "JPEG", quality=23)
+    plain = _events(pipe.run_bitstream(data, steps=3, seed=4))
+    drc = bitstream.pack(Encoded(codec="jpeg", width=96, height=72, chunks=[data], quality=23))
+    wrapped = _events(pipe.run_bitstream(drc, steps=3, seed=4))
+    assert plain[0].encoded.quality == 23 and plain[0].nbytes == len(data)      # bpp from the file itself
+    assert plain[0].encoded.extra["jpeg_file"]["quality_exact"] is True
+    for a, b in zip(plain[:-1], wrapped[:-1]):
+        x, y = (a.base, b.base) if isinstance(a, Compressed) else (a.image, b.image)
+        assert torch.equal(x, y)
+
+
+@pytest.mark.parametrize("mode,save", [("L", {}), ("RGB", {"progressive": True, "subsampling": 0}),
+                                       ("RGB", {"subsampling": 1}), ("CMYK", {})])
+def test_plain_jpeg_modes_and_scans(pipe, photo, mode, save):
+    data = _encode(photo.convert(mode), "JPEG", quality=40, **save)
+    ev = _events(pipe.run_bitstream(data, steps=1))
+    assert ev[0].base.shape == (1, 3, 72, 96) and ev[0].encoded.quality == 40
+
+
+def test_plain_jpeg_exif_orientation_is_applied(pipe, photo):
+    exif = Image.Exif()
+    exif[0x0112] = 6                                   # rotate 90° clockwise on display
+    data = _encode(photo, "JPEG", quality=60, exif=exif)
+    comp = pipe.decode(data)
+    shown = ImageOps.exif_transpose(Image.open(io.BytesIO(data)))
+    assert (comp.encoded.width, comp.encoded.height) == (72, 96) == shown.size
+    assert torch.equal(comp.base, pil_to_tensor(shown.convert("RGB")))
+
+
+def test_truncated_or_foreign_jpeg_is_one_bitstream_error(pipe, photo):
+    data = _encode(photo, "JPEG", quality=60)
+    with pytest.raises(BitstreamError):
+        pipe.decode(data[: len(data) // 2])
+    with pytest.raises(BitstreamError):
+        pipe.decode(b"\xff\xd8\xff" + b"\0" * 40)

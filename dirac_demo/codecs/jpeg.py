@@ -6,7 +6,7 @@ import io
 import math
 
 import torch
-from PIL import Image
+from PIL import Image, ImageOps, JpegImagePlugin
 
 from ..errors import BitstreamError, InputError
 from ..images import pil_to_tensor, tensor_to_pil
@@ -41,9 +41,41 @@ class JpegCodec:
             raise
         except Exception as exc:  # noqa: BLE001 - Pillow raises many types on corrupt data
             raise BitstreamError(f"The JPEG payload is corrupt ({type(exc).__name__}).") from exc
+        img = ImageOps.exif_transpose(img)     # a plain JPEG file's orientation; a no-op otherwise
         if img.size != (enc.width, enc.height):
             raise BitstreamError("The JPEG payload's size does not match the header.")
         return pil_to_tensor(img.convert("RGB"))
+
+
+SOI = b"\xff\xd8\xff"      # every JPEG file starts with its start-of-image marker
+SUBSAMPLING = {0: "4:4:4", 1: "4:2:2", 2: "4:2:0"}
+JPEG_FILE = "jpeg_file"    # Encoded.extra key: the facts of a plain JPEG file read as a bitstream
+
+
+def is_jpeg_file(data: bytes) -> bool:
+    """Whether ``data`` starts like a JPEG file (by its marker, whatever the file's name)."""
+    return bytes(data[:3]) == SOI
+
+
+def read_jpeg_file(data: bytes) -> Encoded:
+    """A plain JPEG file as the JPEG codec's :class:`Encoded`: its bytes are the payload, its
+    quality factor is estimated from its tables, its size is as displayed (EXIF orientation)."""
+    try:
+        img = Image.open(io.BytesIO(data))
+        if img.format != "JPEG":
+            raise BitstreamError("The file starts like a JPEG but is not one.")
+        quality, exact = estimate_quality(img.quantization)
+        turned = img.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+    except BitstreamError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Pillow raises many types on corrupt headers
+        raise BitstreamError(f"The JPEG file is corrupt ({type(exc).__name__}).") from exc
+    w, h = img.size[::-1] if turned else img.size
+    facts = {"quality_exact": exact, "mode": img.mode, "progressive": "progression" in img.info,
+             "subsampling": SUBSAMPLING.get(JpegImagePlugin.get_sampling(img), "other") if img.mode != "L"
+             else "grayscale"}
+    return Encoded(codec="jpeg", width=w, height=h, chunks=[bytes(data)], quality=quality,
+                   extra={JPEG_FILE: facts})
 
 
 @functools.cache
