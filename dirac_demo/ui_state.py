@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 
 from .codecs.bitstream import LMBDA_MAX, LMBDA_MIN
+from .codecs.jpeg import JPEG_FILE
 from . import __version__
 from .errors import BitstreamError, InputError, NoModelError
 from .images import png_bytes, tensor_to_uint8
@@ -42,6 +43,17 @@ GAP = 8                           # white gap between the panels of the crop vie
 def lmbda_from_log(value: float) -> float:
     """λ_rate from the page's log10 slider (3 significant digits), clamped to the codec's range."""
     return float(min(LMBDA_MAX, max(LMBDA_MIN, float(f"{10.0 ** float(value):.3g}"))))
+
+
+def file_note(enc) -> str:
+    """For a plain JPEG file read as a bitstream: its form, and where its quality factor comes from."""
+    facts = enc.extra.get(JPEG_FILE)
+    if not facts:
+        return ""
+    scan = "progressive" if facts["progressive"] else "baseline"
+    where = ("quality read from its IJG tables" if facts["quality_exact"] else
+             "quality estimated: its tables are not IJG's, so the nearest by scale")
+    return f"plain JPEG file ({facts['subsampling']}, {scan}); {where}"
 
 
 def rate_label(codec: str, rate: float) -> str:
@@ -165,6 +177,7 @@ class RunRecord:
     workdir: Path
     stem: str
     original: np.ndarray | None = None
+    note: str = ""                    # what the received file is, when it is not a .drc
     frames: list[np.ndarray] = field(default_factory=list)
     psnr: list[float | None] = field(default_factory=list)
     ms_ssim: list[float | None] = field(default_factory=list)
@@ -177,7 +190,8 @@ class RunRecord:
         enc = comp.encoded
         workdir = Path(tempfile.mkdtemp(prefix="run-", dir=root))
         original = tensor_to_uint8(comp.original) if comp.original is not None else None
-        rec = cls(enc.codec, enc.rate, enc.width, enc.height, comp.nbytes, total, workdir, stem, original)
+        rec = cls(enc.codec, enc.rate, enc.width, enc.height, comp.nbytes, total, workdir, stem, original,
+                  file_note(enc))
         rec.frames.append(tensor_to_uint8(comp.base))
         rec.psnr.append(comp.psnr)
         rec.ms_ssim.append(comp.ms_ssim)
@@ -207,7 +221,7 @@ class RunRecord:
     def summary(self) -> str:
         """The compression in one line: codec, size, bytes, bpp, base quality."""
         line = (f"**{rate_label(self.codec, self.rate)}** · {self.width}×{self.height} · "
-                f"{self.nbytes:,} bytes · {self.bpp:.4f} bpp")
+                f"{self.nbytes:,} bytes · {self.bpp:.4f} bpp") + (f" · {self.note}" if self.note else "")
         if self.psnr[0] is None:
             return line + " · receiver side: no original, so no PSNR"
         return line + f" · base PSNR {_db(self.psnr[0])}" + self._ssim(0)

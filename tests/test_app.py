@@ -202,6 +202,11 @@ def test_receiver_and_decode_api_take_a_plain_jpeg(pipe, photo, tmp_path):
     updates = list(demo.receive(str(jpg), 2, 0, True, None, StopFlag(), "base", 50, 50, 1))
     record = updates[0]["record"]
     assert record.steps_run == 2 and record.rate == 20 and record.nbytes == jpg.stat().st_size
+    assert "plain JPEG file (4:2:0, baseline); quality read from its IJG tables" in updates[-1]["status"]
+    other = tmp_path / "editor.jpg"
+    photo.save(other, format="JPEG", qtables={0: [13] * 64, 1: [17] * 64})
+    status = list(demo.receive(str(other), 0, 0, True, None, StopFlag(), "base", 50, 50, 1))[-1]["status"]
+    assert "quality estimated" in status
     api = list(demo.decode(str(jpg), 2, 0, True))
     assert [info["step"] for _, info, _ in api] == [0, 1, 2] and api[0][1]["rate"] == 20
 

@@ -119,3 +119,19 @@ def test_neural_codec_with_refined_encoder(browser, url, photo_path):
     assert "bpp" in page.locator("#send-status").inner_text()
     assert page.locator("#send-step-md").inner_text().startswith("Step 2 of 2")
     page.close()
+
+
+def test_receiver_takes_a_dropped_jpeg_and_streams_its_steps(browser, url, photo, tmp_path):
+    jpg = tmp_path / "from_a_camera.jpg"
+    photo.save(jpg, format="JPEG", quality=15, progressive=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(url)
+    page.get_by_role("tab", name="Receiver: decode a bitstream").click()
+    page.locator("#rx-file input[type=file]").set_input_files(str(jpg))
+    page.wait_for_timeout(1000)
+    page.locator("#rx-run").click()
+    _wait_text(page, "rx-status", ".includes('Done')", timeout=90_000)
+    status = page.locator("#rx-status").inner_text()
+    assert "JPEG QF 15" in status and "plain JPEG file" in status and "progressive" in status
+    assert page.locator("#rx-step-md").inner_text().startswith("Step 20 of 20")
+    page.close()
