@@ -106,9 +106,8 @@ def _info(args) -> None:
     facts = enc.extra.get(JPEG_FILE)
     if facts:
         kind = "estimated quality" if not facts["quality_exact"] else "quality"
-        scan = "progressive" if facts["progressive"] else "baseline"
         print(f"JPEG file {enc.width}x{enc.height}, {len(data)} bytes, {bpp:.4f} bpp, {facts['subsampling']}, "
-              f"{scan}, {kind} {enc.quality}" + ("" if facts["quality_exact"] else
+              f"{facts['scan']}, {kind} {enc.quality}" + ("" if facts["quality_exact"] else
                                                   " (not the IJG tables: nearest by table scale)"))
         return
     rate = f"quality {enc.quality}" if enc.codec == "jpeg" else f"lambda {enc.lmbda:.6g} (s={enc.scale_q}/1024)"

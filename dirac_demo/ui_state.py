@@ -50,10 +50,9 @@ def file_note(enc) -> str:
     facts = enc.extra.get(JPEG_FILE)
     if not facts:
         return ""
-    scan = "progressive" if facts["progressive"] else "baseline"
     where = ("quality read from its IJG tables" if facts["quality_exact"] else
              "quality estimated: its tables are not IJG's, so the nearest by scale")
-    return f"plain JPEG file ({facts['subsampling']}, {scan}); {where}"
+    return f"plain JPEG file ({facts['subsampling']}, {facts['scan']}); {where}"
 
 
 def rate_label(codec: str, rate: float) -> str:

@@ -71,9 +71,9 @@ def read_jpeg_file(data: bytes) -> Encoded:
     except Exception as exc:  # noqa: BLE001 - Pillow raises many types on corrupt headers
         raise BitstreamError(f"The JPEG file is corrupt ({type(exc).__name__}).") from exc
     w, h = img.size[::-1] if turned else img.size
-    facts = {"quality_exact": exact, "mode": img.mode, "progressive": "progression" in img.info,
-             "subsampling": SUBSAMPLING.get(JpegImagePlugin.get_sampling(img), "other") if img.mode != "L"
-             else "grayscale"}
+    subsampling = SUBSAMPLING.get(JpegImagePlugin.get_sampling(img), "other") if img.mode != "L" else "grayscale"
+    facts = {"quality_exact": exact, "mode": img.mode, "subsampling": subsampling,
+             "scan": "progressive" if "progression" in img.info else "baseline"}
     return Encoded(codec="jpeg", width=w, height=h, chunks=[bytes(data)], quality=quality,
                    extra={JPEG_FILE: facts})
 
