@@ -8,6 +8,7 @@ import. Weights come from ``DIRAC_ASSETS`` (default: the shipped ``assets/``) or
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import shutil
 import tempfile
@@ -20,12 +21,14 @@ import gradio as gr
 from dirac_demo import Compressed, DiracError, DiracPipeline, InputError, StepResult, __version__, load_pipeline
 from dirac_demo.codecs import read as read_encoded
 from dirac_demo.codecs.neural import MAX_REFINE
-from dirac_demo.codecs.refine import DEFAULT_ITERS as UI_REFINE_ITERS
-from dirac_demo.ui_state import (APP_MAX_PIXELS, DEFAULT_LOG_LMBDA, DEFAULT_QF, DEFAULT_STEPS,
-                                   LOG_LMBDA_MAX, LOG_LMBDA_MIN, MAX_SEED, MAX_STEPS, RunRecord, StopFlag,
-                                   api_rate, cleanup_record, device_label, file_stem, has_threshold_table,
-                                   lmbda_from_log, missing_model_note, models_markdown, read_bitstream,
-                                   usable_steps, whole)
+from dirac_demo.errors import TooLargeError
+from dirac_demo.ui_state import (APP_MAX_PIXELS, DEFAULT_NEURAL_RATE, DEFAULT_QF, DEFAULT_STEPS, MAX_SEED,
+                                   MAX_STEPS, NEURAL_RATE_INFO, NEURAL_RATE_LABEL, NEURAL_RATE_MAX,
+                                   NEURAL_RATE_MIN, QF_INFO, REFINE_INFO, REFINE_LABEL, STEPS_INFO, STEPS_LABEL,
+                                   THRESHOLD_INFO, THRESHOLD_LABEL, UI_REFINE_ITERS, RunRecord, StopFlag,
+                                   api_rate, cleanup_record, device_label, downscale_advice, downscale_label,
+                                   file_stem, flag, has_threshold_table, jpeg_offer, lmbda_from_slider, lmbda_text,
+                                   missing_model_note, models_markdown, read_bitstream, usable_steps, whole)
 
 try:   # ZeroGPU on Hugging Face Spaces: the GPU is attached only inside spaces.GPU functions
     import spaces
@@ -36,10 +39,13 @@ EXAMPLES = Path(__file__).resolve().parent / "assets" / "examples"
 QUEUE_SIZE = int(os.environ.get("DIRAC_QUEUE_SIZE", "16"))       # waiting visitors before "queue full"
 CONCURRENCY = int(os.environ.get("DIRAC_CONCURRENCY", "2"))     # runs on the model at once
 CSS = """
-.crop-view .image-container { overflow: auto; }
+.crop-view .image-container > button { overflow-x: auto !important; justify-content: safe center !important; }
+.crop-view .image-frame { flex: none !important; }
 .crop-view img { object-fit: none !important; max-width: none !important; max-height: none !important;
                  width: auto !important; height: auto !important; image-rendering: pixelated; }
+.psnr-plot { max-width: 760px; }
 """
+LOG = logging.getLogger("dirac_demo.app")
 
 
 # ZeroGPU runs a spaces.GPU function in a worker process and pickles its arguments, so the GPU
@@ -96,8 +102,10 @@ class Panel:
     def view_inputs(self) -> list:
         return [self.record, self.step, self.reference, self.crop_x, self.crop_y, self.zoom]
 
-    def _map(self, update: dict) -> dict:
-        return {getattr(self, k): v for k, v in update.items() if getattr(self, k) is not None}
+    def _map(self, update: dict):
+        """``update``'s keys as this panel's components; Gradio's skip() for nothing to change (as
+        Gradio reads an empty dict as one output value)."""
+        return {getattr(self, k): v for k, v in update.items() if getattr(self, k) is not None} or gr.skip()
 
     def bind(self, method):
         """Handler returning ``method``'s keyed update mapped onto this panel's components."""
@@ -124,37 +132,51 @@ class DiracDemo:
         self.workroot = workdir
 
     # ---- page events ------------------------------------------------------------------
-    def send(self, image, codec, qf, log_lmbda, steps, seed, threshold, downscale, refine, previous,
+    def send(self, image, codec, qf, neural_rate, steps, seed, threshold, downscale, refine, previous,
              stop: StopFlag, *view):
         """Run button: compress, then stream every DDIM step to the page until done or stopped."""
         cleanup_record(previous)
         stop.clear()
         try:
             image = _upload(image, "Upload an image first, or pick an example.")
-            rate = api_rate(codec, qf) if codec == "jpeg" else lmbda_from_log(log_lmbda)
+            rate = api_rate(codec, qf) if codec == "jpeg" else lmbda_from_slider(neural_rate)
             refine = UI_REFINE_ITERS if refine and codec == "neural" else 0
             events, steps = self._send_events(image, codec, rate, steps, seed, threshold, downscale, refine,
                                               False)
-            if refine:   # the encoder runs before the first event: say why the page waits
-                yield {"status": f"Refining the encoding ({refine} SGA iterations)…"}
+            # the previous run's outputs go at once; say why the page waits for the encoder
+            yield self._cleared(f"Refining the encoding for a smaller file ({refine} iterations)…" if refine
+                                else "Compressing…")
             yield from self._stream(events, steps, file_stem(image), stop, view)
+        except TooLargeError as exc:
+            yield self._failed(exc.advise(downscale_advice(self.pipe.max_pixels)))
         except DiracError as exc:
             yield self._failed(exc)
 
-    def receive(self, path, steps, seed, threshold, previous, stop: StopFlag, *view):
+    def receive(self, path, steps, seed, threshold, previous, stop: StopFlag, *view,
+                missing: str = "Upload a .drc bitstream file first."):
         """Receiver tab: decode an uploaded bitstream and stream its enhancement."""
         cleanup_record(previous)
         stop.clear()
         try:
-            path = _upload(path, "Upload a .drc bitstream file first.")
+            path = _upload(path, missing)
             events, steps = self._receive_events(path, steps, seed, threshold, strict=False)
+            yield self._cleared("Decoding…")
             yield from self._stream(events, steps, file_stem(path), stop, view)
         except DiracError as exc:
             yield self._failed(exc)
 
+    def enhance_file(self, image, *rest):
+        """Sender tab, for a JPEG upload: enhance the file as it is (its bytes are the bitstream)."""
+        yield from self.receive(image, *rest, missing="Upload a JPEG file first.")
+
+    def offer_file(self, image) -> tuple:
+        """An upload that is a JPEG file: show what enhancing it as it is means, and its button."""
+        text = jpeg_offer(image.get("path") if isinstance(image, dict) else image)
+        return gr.update(value=text or "", visible=bool(text)), gr.update(visible=bool(text))
+
     def view(self, record, k, reference, cx, cy, zoom) -> dict:
         """Step slider and crop controls: show frame k from the record; nothing is recomputed."""
-        if not isinstance(record, RunRecord):
+        if not isinstance(record, RunRecord) or not record.workdir.exists():
             return {}
         k = min(int(k), record.steps_run)
         crop = record.save(f"crop_{k}_{cx:g}_{cy:g}_{zoom}", record.crop(k, cx, cy, int(zoom)))
@@ -193,7 +215,7 @@ class DiracDemo:
                                               False, refine, True)
             yield from self._api_stream(events, steps, file_stem(image))
         except DiracError as exc:
-            raise gr.Error(str(exc)) from exc
+            raise _refused("/enhance", exc) from exc
 
     def decode(self, bitstream, steps=DEFAULT_STEPS, seed=0, threshold=True):
         """Receiver side of the API: decode a .drc file and enhance it, one update per step."""
@@ -202,14 +224,14 @@ class DiracDemo:
             events, steps = self._receive_events(bitstream, steps, seed, threshold, strict=True)
             yield from self._api_stream(events, steps, file_stem(bitstream))
         except DiracError as exc:
-            raise gr.Error(str(exc)) from exc
+            raise _refused("/decode", exc) from exc
 
     # ---- pipeline events ---------------------------------------------------------------
     def _send_events(self, image, codec, rate, steps, seed, threshold, downscale, refine, strict: bool):
         """Checked arguments, then the sender's events (``strict``: no silent steps=0 for a missing model)."""
         steps = usable_steps(self.pipe, codec, steps, strict)
         seed = whole(seed, "seed", MAX_SEED)
-        return gpu_send(self.key, image, codec, rate, steps, seed, bool(threshold), bool(downscale),
+        return gpu_send(self.key, image, codec, rate, steps, seed, flag(threshold, "threshold"), bool(downscale),
                         int(refine)), steps
 
     def _receive_events(self, path, steps, seed, threshold, strict: bool):
@@ -217,7 +239,7 @@ class DiracDemo:
         data = read_bitstream(path)
         steps = usable_steps(self.pipe, read_encoded(data).codec, steps, strict)
         seed = whole(seed, "seed", MAX_SEED)
-        return gpu_receive(self.key, data, steps, seed, bool(threshold)), steps
+        return gpu_receive(self.key, data, steps, seed, flag(threshold, "threshold")), steps
 
     # ---- streaming --------------------------------------------------------------------
     def _stream(self, events, steps, stem, stop: StopFlag, view):
@@ -254,13 +276,13 @@ class DiracDemo:
         base = record.frame_file(0)
         return {"record": record, "base": base, "current": base,
                 "status": record.summary() + ("\n\nRunning DIRAC…" if record.total else ""),
-                "plot": gr.update(value=record.plot_data(), x_lim=[0, max(record.total, 1)]),
-                "step": gr.update(maximum=max(record.total, 1), value=0, interactive=False),
-                "drc": gr.update(value=str(record.bitstream_path), interactive=True)}
+                "plot": _plot(record), "step": gr.update(maximum=max(record.total, 1), value=0, interactive=False),
+                "drc": gr.update(value=str(record.bitstream_path), interactive=True,
+                                 label=f"Download bitstream (.{record.suffix})")}
 
     def _progress(self, record: RunRecord) -> dict:
         k = record.steps_run
-        return {"record": record, "current": record.frame_file(k), "plot": record.plot_data(),
+        return {"record": record, "current": record.frame_file(k), "plot": _plot(record),
                 "status": record.summary() + "\n\n" + record.step_line(k, self.device),
                 "step": gr.update(value=k)}
 
@@ -271,17 +293,36 @@ class DiracDemo:
             done = f"Stopped after {k} of {record.total} steps; move the step slider to see each one."
         else:
             done = f"Done: {k} DIRAC steps; move the step slider to see every one." if k else note or "Done."
-        return {"status": record.summary() + "\n\n" + done,
+        return {"status": record.summary() + "\n\n" + done, "plot": _plot(record, final=True),
                 "step": gr.update(maximum=max(k, 1), value=k, interactive=k > 0),
                 **self.view(record, k, *view)}
 
     def _failed(self, exc: DiracError) -> dict:
         gr.Warning(str(exc))
-        return {"status": f"⚠️ **{exc}**"}
+        return self._cleared(f"⚠️ **{exc}**")
+
+    @staticmethod
+    def _cleared(status: str) -> dict:
+        """``status`` over an emptied panel: a new run deletes the previous run's files, so nothing
+        on the page may still point at them."""
+        off = gr.update(value=None, interactive=False)
+        return {"record": None, "status": status, "base": None, "current": None, "plot": None,
+                "step": gr.update(value=0, interactive=False), "step_md": "", "compare": None, "crop": None,
+                "png": off, "drc": off}
 
 
-def _lmbda_text(log_lmbda: float) -> str:
-    return f"λ_rate = **{lmbda_from_log(log_lmbda):.5f}**"
+def _plot(record: RunRecord, final: bool = False):
+    """The plot's update. New limits make the browser rebuild the chart asynchronously, losing step
+    updates that arrive meanwhile, so x is set as a run starts and y once its last step is in."""
+    x_lim, y_lim = record.plot_limits()
+    done = final or record.steps_run == record.total
+    return gr.update(value=record.plot_data(), x_lim=x_lim, y_lim=y_lim if done else None)
+
+
+def _refused(endpoint: str, exc: DiracError) -> gr.Error:
+    """A user's error in an API call: its sentence for the client, one log line here, no traceback."""
+    LOG.warning("%s refused: %s", endpoint, exc)
+    return gr.Error(str(exc), print_exception=False)
 
 
 def _upload(payload, missing: str) -> str:
@@ -306,8 +347,9 @@ def _results(kind: str) -> Panel:
         base = gr.Image(label="Base reconstruction (step 0)", format="png", interactive=False, height=300)
         current = gr.Image(label="Latest DIRAC step (click to place the crop)", format="png",
                            interactive=False, height=300, elem_id=f"{kind}-current")
-    plot = gr.LinePlot(x="step", y="psnr", x_title="DDIM step (0 = base)", y_title="PSNR (dB)",
-                       title="PSNR against step", height=220, visible=sender, x_lim=[0, DEFAULT_STEPS])
+    plot = gr.LinePlot(x="step", y="psnr", x_title="Enhancement step (0 = base)", y_title="PSNR (dB)",
+                       y_axis_format=".2~f", title="PSNR against step", height=220, visible=sender,
+                       x_lim=[0, DEFAULT_STEPS], elem_classes="psnr-plot")
     gr.Markdown("### Distortion–perception traversal\nEarly steps keep fidelity (PSNR); later steps add "
                 "detail. Every frame of the run is kept, so the slider shows any step instantly.")
     step = gr.Slider(0, DEFAULT_STEPS, value=0, step=1, label="Show step (0 = base)", interactive=False,
@@ -344,34 +386,33 @@ def _wire_panel(app: DiracDemo, p: Panel) -> None:
         view, inputs=p.view_inputs, outputs=p.outputs, api_visibility="private", show_progress="hidden")
 
 
+def _steps_slider(value: int, **kwargs) -> gr.Slider:
+    return gr.Slider(0, MAX_STEPS, value=value, step=1, label=STEPS_LABEL, info=STEPS_INFO, **kwargs)
+
+
+def _threshold_box(**kwargs) -> gr.Checkbox:
+    return gr.Checkbox(True, label=THRESHOLD_LABEL, info=THRESHOLD_INFO, **kwargs)
+
+
 def _codec_controls(pipe: DiracPipeline) -> dict:
-    """Codec, its rate control (QF slider or log-scale λ_rate), thresholding and steps S."""
+    """Codec, its rate control (QF, or the neural rate slider over −log10 λ_rate), thresholding, steps."""
     with gr.Group():
         codec = gr.Radio([("JPEG", "jpeg"), ("Neural codec", "neural")], value="jpeg", label="Base codec",
                          elem_id="send-codec")
-        qf = gr.Slider(1, 100, value=DEFAULT_QF, step=1, label="JPEG quality factor",
-                       info="1 = fewest bytes, 100 = best quality")
-        log_lmbda = gr.Slider(LOG_LMBDA_MIN, LOG_LMBDA_MAX, value=DEFAULT_LOG_LMBDA, step=0.001,
-                              visible=False, label="log₁₀ λ_rate",
-                              info="λ_rate from 0.0004 (most bytes) to 0.016 (fewest)")
-        lmbda_md = gr.Markdown(_lmbda_text(DEFAULT_LOG_LMBDA), visible=False, padding=True)
-        threshold = gr.Checkbox(True, label="Rate-dependent thresholding (Sec. 3.3)",
-                                info="clip the predicted residual at θ of this rate (95 % of training residuals)",
-                                visible=has_threshold_table(pipe, "jpeg"))
-        refine = gr.Checkbox(False, visible=False, elem_id="send-refine",
-                             label=f"Refine the encoding ({UI_REFINE_ITERS} SGA iterations)",
-                             info="smaller file at the same quality, same decoder; encoding takes "
-                                  "~30 s for 768×512 on 2 CPU cores")
+        qf = gr.Slider(1, 100, value=DEFAULT_QF, step=1, label="JPEG quality factor", info=QF_INFO)
+        neural_rate = gr.Slider(NEURAL_RATE_MIN, NEURAL_RATE_MAX, value=DEFAULT_NEURAL_RATE, step=0.001,
+                                visible=False, label=NEURAL_RATE_LABEL, info=NEURAL_RATE_INFO)
+        lmbda_md = gr.Markdown(lmbda_text(DEFAULT_NEURAL_RATE), visible=False, padding=True)
+        threshold = _threshold_box(visible=has_threshold_table(pipe, "jpeg"))
+        refine = gr.Checkbox(False, visible=False, elem_id="send-refine", label=REFINE_LABEL, info=REFINE_INFO)
     first_note = missing_model_note(pipe, "jpeg")
     note = gr.Markdown(f"⚠️ {first_note}" if first_note else "", visible=bool(first_note))
-    steps = gr.Slider(0, MAX_STEPS, value=DEFAULT_STEPS if "jpeg" in pipe.dirac else 0, step=1,
-                      interactive="jpeg" in pipe.dirac, label="DIRAC steps S (late start)",
-                      info="S late-start DDIM steps ending at t = 0, spaced as the model's card says; "
-                           "0 = base codec only", elem_id="send-steps")
-    log_lmbda.change(_lmbda_text, inputs=log_lmbda, outputs=lmbda_md, queue=False, api_visibility="private",
-                     show_progress="hidden")
-    return dict(codec=codec, qf=qf, log_lmbda=log_lmbda, lmbda_md=lmbda_md, threshold=threshold, refine=refine,
-                note=note, steps=steps)
+    steps = _steps_slider(DEFAULT_STEPS if "jpeg" in pipe.dirac else 0, interactive="jpeg" in pipe.dirac,
+                          elem_id="send-steps")
+    neural_rate.change(lmbda_text, inputs=neural_rate, outputs=lmbda_md, queue=False, api_visibility="private",
+                       show_progress="hidden")
+    return dict(codec=codec, qf=qf, neural_rate=neural_rate, lmbda_md=lmbda_md, threshold=threshold,
+                refine=refine, note=note, steps=steps)
 
 
 def _sender_tab(app: DiracDemo) -> dict:
@@ -379,38 +420,45 @@ def _sender_tab(app: DiracDemo) -> dict:
         with gr.Column(scale=1, min_width=300):
             image = gr.Image(label="Input image", type="filepath", image_mode=None, format="png",
                              sources=["upload", "clipboard", "webcam"], height=280, elem_id="input-image")
-            examples = sorted(EXAMPLES.glob("*.png"))
+            examples = sorted(EXAMPLES.glob("*.png")) + sorted(EXAMPLES.glob("*.jpg"))
             if examples:
                 gr.Examples([[str(p)] for p in examples], inputs=[image],
-                            label="Examples: the Kodak PhotoCD set (free for use)")
+                            label="Examples: four Kodak PhotoCD images and a real-world JPEG (all free for use)")
             c = _codec_controls(app.pipe)
             with gr.Row():
                 seed = gr.Number(0, precision=0, label="Seed", minimum=0, maximum=MAX_SEED)
-                downscale = gr.Checkbox(True, label=f"Downscale images over {APP_MAX_PIXELS / 2**20:.0f} MP")
+                downscale = gr.Checkbox(True, label=downscale_label(app.pipe.max_pixels))
             with gr.Row():
                 run = gr.Button("Compress and enhance", variant="primary", elem_id="send-run")
                 stop = gr.Button("Stop", variant="stop", elem_id="send-stop")
+            offer = gr.Markdown(visible=False, elem_id="send-file-note")
+            as_is = gr.Button("Enhance this JPEG as it is", visible=False, elem_id="send-as-is")
         with gr.Column(scale=2):
             panel = _results("send")
+    image.change(app.offer_file, inputs=image, outputs=[offer, as_is], queue=False, api_visibility="private",
+                 show_progress="hidden", preprocess=False)
     c["codec"].change(app.codec_controls, inputs=c["codec"], queue=False, api_visibility="private",
-                      outputs=[c["qf"], c["log_lmbda"], c["lmbda_md"], c["threshold"], c["refine"], c["steps"],
+                      outputs=[c["qf"], c["neural_rate"], c["lmbda_md"], c["threshold"], c["refine"], c["steps"],
                                c["note"]])
-    inputs = [image, c["codec"], c["qf"], c["log_lmbda"], c["steps"], seed, c["threshold"], downscale, c["refine"],
-              panel.record, panel.stop, panel.reference, panel.crop_x, panel.crop_y, panel.zoom]
-    return dict(run=run, stop=stop, panel=panel, inputs=inputs)
+    view = [panel.record, panel.stop, panel.reference, panel.crop_x, panel.crop_y, panel.zoom]
+    inputs = [image, c["codec"], c["qf"], c["neural_rate"], c["steps"], seed, c["threshold"], downscale,
+              c["refine"], *view]
+    return dict(run=run, stop=stop, panel=panel, inputs=inputs, as_is=as_is,
+                as_is_inputs=[image, c["steps"], seed, c["threshold"], *view])
 
 
 def _receiver_tab() -> dict:
-    gr.Markdown("Upload a `.drc` bitstream made by this page or by `python -m dirac_demo compress`. "
+    gr.Markdown("Upload a `.drc` bitstream made by this page or by `python -m dirac_demo compress`, or any "
+                "JPEG file: its own bytes are its bitstream. "
                 "The receiver has only the bitstream, **no original, so no PSNR** can be shown: judge "
                 "the steps by eye against the base reconstruction.")
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
             drc = gr.File(label="Bitstream (.drc) or JPEG file", file_types=[".drc", ".jpg", ".jpeg", ".jfif"],
                           type="filepath", elem_id="rx-file")
-            steps = gr.Slider(0, MAX_STEPS, value=DEFAULT_STEPS, step=1, label="DIRAC steps S (late start)")
+            steps = _steps_slider(DEFAULT_STEPS)
             seed = gr.Number(0, precision=0, label="Seed", minimum=0, maximum=MAX_SEED)
-            threshold = gr.Checkbox(True, label="Rate-dependent thresholding (Sec. 3.3)")
+            threshold = _threshold_box()
             with gr.Row():
                 run = gr.Button("Decode and enhance", variant="primary", elem_id="rx-run")
                 stop = gr.Button("Stop", variant="stop", elem_id="rx-stop")
@@ -423,9 +471,11 @@ def _receiver_tab() -> dict:
 
 def _run_events(app: DiracDemo, tab: dict, method) -> None:
     p = tab["panel"]
-    tab["run"].click(p.bind_stream(method), inputs=tab["inputs"], outputs=p.outputs, api_visibility="private",
-                     concurrency_id="dirac", concurrency_limit=CONCURRENCY, show_progress="minimal",
-                     preprocess=False)
+    run = dict(outputs=p.outputs, api_visibility="private", concurrency_id="dirac", concurrency_limit=CONCURRENCY,
+               show_progress="minimal", preprocess=False)
+    tab["run"].click(p.bind_stream(method), inputs=tab["inputs"], **run)
+    if "as_is" in tab:
+        tab["as_is"].click(p.bind_stream(app.enhance_file), inputs=tab["as_is_inputs"], **run)
     # Not Gradio's `cancels`: the run itself ends between steps and shows what it has, so no
     # late update from a killed run can overwrite the page.
     tab["stop"].click(StopFlag.request, inputs=p.stop, api_visibility="private", queue=False)
@@ -441,11 +491,14 @@ def _api(app: DiracDemo) -> None:
         steps = gr.Number(DEFAULT_STEPS, precision=0, minimum=0, maximum=MAX_STEPS, label="steps")
         seed = gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="seed")
         threshold = gr.Checkbox(True, label="threshold")
+        refine = gr.Number(0, precision=0, minimum=0, maximum=MAX_REFINE,
+                           label="refine (neural codec: encoder-side refinement iterations, 0 = none)")
         bitstream = gr.File(type="filepath", label="bitstream")
         out = [gr.Image(format="png", label="image"), gr.JSON(label="metrics"), gr.File(label="bitstream")]
         enhance, decode = gr.Button(), gr.Button()
     api = dict(outputs=out, concurrency_id="dirac", concurrency_limit=CONCURRENCY, preprocess=False)
-    enhance.click(app.enhance, inputs=[image, codec, rate, steps, seed, threshold], api_name="enhance", **api)
+    enhance.click(app.enhance, inputs=[image, codec, rate, steps, seed, threshold, refine], api_name="enhance",
+                  **api)
     decode.click(app.decode, inputs=[bitstream, steps, seed, threshold], api_name="decode", **api)
 
 

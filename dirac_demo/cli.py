@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .errors import DiracError
+from .errors import DiracError, TooLargeError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,11 +74,15 @@ def _compress(args, pipe) -> None:
         if args.qf is not None:
             raise DiracError("--qf is for JPEG; the neural codec takes --lmbda.")
         rate = 0.0016 if args.lmbda is None else args.lmbda
-    comp = pipe.compress(args.image, args.codec, rate, args.downscale, refine=args.refine)
+    try:
+        comp = pipe.compress(args.image, args.codec, rate, args.downscale, refine=args.refine)
+    except TooLargeError as exc:
+        raise exc.advise("downscale it first, or pass --downscale") from None
     _write(args.output, comp.bitstream)
     refined = f", latents refined {args.refine} it." if args.refine else ""
-    print(f"{args.output}: {args.codec} rate {rate:g}{refined}, {comp.encoded.width}x{comp.encoded.height}, "
-          f"{comp.nbytes} bytes, {comp.bpp:.4f} bpp, base PSNR {comp.psnr:.2f} dB")
+    shrunk = " (downscaled from {}x{})".format(*comp.source_size) if comp.source_size else ""
+    print(f"{args.output}: {args.codec} rate {rate:g}{refined}, {comp.encoded.width}x{comp.encoded.height}"
+          f"{shrunk}, {comp.nbytes} bytes, {comp.bpp:.4f} bpp, base PSNR {comp.psnr:.2f} dB")
 
 
 def _decompress(args, pipe) -> None:

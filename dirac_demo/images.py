@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import InputError
+from .errors import InputError, TooLargeError
 
 MIN_SIDE = 16
 MAX_PIXELS = 4_194_304          # 4 megapixels (2048 x 2048): bounded time and memory
@@ -77,8 +77,13 @@ def load_image(src: ImageLike, max_pixels: int = MAX_PIXELS, downscale: bool = F
     """Open, validate and normalise an image to 8-bit RGB with EXIF orientation applied.
 
     Alpha is composited on white; 16-bit images are scaled to 8 bits. Images over
-    ``max_pixels`` raise :class:`InputError` unless ``downscale`` asks for a resize.
+    ``max_pixels`` raise :class:`TooLargeError` unless ``downscale`` asks for a resize.
     """
+    return fit_pixels(read_image(src), max_pixels, downscale)
+
+
+def read_image(src: ImageLike) -> Image.Image:
+    """:func:`load_image` at the image's own size (up to the decompression-bomb guard)."""
     img = _open(src)
     if getattr(img, "n_frames", 1) > 1:
         raise InputError("Animated images are not supported: upload a still image.")
@@ -91,16 +96,21 @@ def load_image(src: ImageLike, max_pixels: int = MAX_PIXELS, downscale: bool = F
         raise InputError("The image has zero size.")
     if min(w, h) < MIN_SIDE:
         raise InputError(f"The image is {w}x{h}; each side must be at least {MIN_SIDE} pixels.")
+    return _to_rgb(img)
+
+
+def fit_pixels(img: Image.Image, max_pixels: int, downscale: bool) -> Image.Image:
+    """``img`` if it has at most ``max_pixels``; else downscaled to fit (when ``downscale``) or refused."""
+    w, h = img.size
     if w * h > max_pixels:
         if not downscale:
-            raise InputError(f"The image is {w}x{h} ({w * h / 1e6:.1f} MP), over the "
-                             f"{max_pixels / 1e6:.1f} MP limit; downscale it first.")
+            raise TooLargeError(w, h, max_pixels)
         scale = (max_pixels / (w * h)) ** 0.5
         img = img.resize((max(MIN_SIDE, int(w * scale)), max(MIN_SIDE, int(h * scale))),
                          Image.Resampling.LANCZOS)
     if max(img.size) > 65535:
         raise InputError("Each side must be below 65536 pixels.")
-    return _to_rgb(img)
+    return img
 
 
 def pil_to_tensor(img: Image.Image) -> torch.Tensor:

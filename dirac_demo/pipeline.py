@@ -20,7 +20,8 @@ from .codecs.jpeg import JpegCodec
 from .codecs.neural import PRE_FILTER, NeuralCodec
 from .codecs.bitstream import Encoded
 from .errors import BitstreamError, InputError, NoModelError, WeightsError
-from .images import MAX_PIXELS, ImageLike, from_signed, load_image, pad_to_multiple, pil_to_tensor, to_signed
+from .images import (MAX_PIXELS, ImageLike, fit_pixels, from_signed, pad_to_multiple, pil_to_tensor, read_image,
+                     to_signed)
 from .quality import bits_per_pixel, ms_ssim, psnr
 from .diffusion.sampler import Step, ddim_sample, late_start_noise, nearest_threshold
 from .diffusion.schedule import Schedule, Spacing
@@ -41,6 +42,7 @@ class Compressed:
     ms_ssim: float | None
     seconds: float
     original: torch.Tensor | None = None   # the sender's input as coded (after any downscale)
+    source_size: tuple[int, int] | None = None   # (width, height) of an input downscaled to fit; else None
 
     @property
     def nbytes(self) -> int:
@@ -189,13 +191,16 @@ class DiracPipeline:
                  with_ms_ssim: bool = True, refine: int = 0, callback=None) -> Compressed:
         """Encode an image: the :class:`Compressed` event, holding the original it was made from.
 
-        ``refine``: encoder-side latent refinement iterations for the neural codec (SGA,
-        :mod:`.refine`); ``callback(i, n)`` reports them.
+        ``downscale``: shrink an image over ``max_pixels`` to fit (the event's ``source_size`` keeps
+        its size) instead of refusing it. ``refine``: encoder-side latent refinement iterations for
+        the neural codec (SGA, :mod:`.refine`); ``callback(i, n)`` reports them.
         """
         t0 = time.perf_counter()
         if refine and codec != "neural":
             raise InputError("Latent refinement is for the neural codec only.")
-        x = pil_to_tensor(load_image(image, self.max_pixels, downscale))
+        source = read_image(image)
+        fitted = fit_pixels(source, self.max_pixels, downscale)
+        x = pil_to_tensor(fitted)
         c = self._codec(codec)
         if codec == "jpeg":
             enc = c.compress(x, int(round(rate)))
@@ -206,7 +211,8 @@ class DiracPipeline:
         base = c.decompress(received)
         enc.extra.update(received.extra)          # what the decoder left for DIRAC (its pre-filter image)
         p, m = self._metrics(base, x, with_ms_ssim)
-        return Compressed(data, enc, base, p, m, time.perf_counter() - t0, original=x)
+        return Compressed(data, enc, base, p, m, time.perf_counter() - t0, original=x,
+                          source_size=source.size if fitted.size != source.size else None)
 
     def decode(self, data: bytes) -> Compressed:
         """Receiver side: decode a ``.drc`` bitstream, or a plain JPEG file, to its base reconstruction."""

@@ -20,7 +20,8 @@ import torch
 from PIL import Image
 
 from .codecs.bitstream import LMBDA_MAX, LMBDA_MIN
-from .codecs.jpeg import JPEG_FILE
+from .codecs.jpeg import JPEG_FILE, is_jpeg_file, read_jpeg_file
+from .codecs.refine import DEFAULT_ITERS as UI_REFINE_ITERS
 from . import __version__
 from .errors import BitstreamError, InputError, NoModelError
 from .images import png_bytes, tensor_to_uint8
@@ -31,18 +32,51 @@ MAX_STEPS = 50                    # the page's cap on S: the paper needs at most
 DEFAULT_STEPS = 20
 DEFAULT_QF = 10
 DEFAULT_LMBDA = 0.0016
-LOG_LMBDA_MIN, LOG_LMBDA_MAX = round(math.log10(LMBDA_MIN), 3), round(math.log10(LMBDA_MAX), 3)
-DEFAULT_LOG_LMBDA = round(math.log10(DEFAULT_LMBDA), 3)
+# The neural codec's rate slider reads like the QF slider (right: more bytes, better quality): its
+# value is −log10 λ_rate, since a larger λ_rate weighs the rate more and gives a smaller file.
+NEURAL_RATE_MIN, NEURAL_RATE_MAX = round(-math.log10(LMBDA_MAX), 3), round(-math.log10(LMBDA_MIN), 3)
+DEFAULT_NEURAL_RATE = round(-math.log10(DEFAULT_LMBDA), 3)
 APP_MAX_PIXELS = 1_048_576        # 1 MP per image on the page; larger uploads are downscaled
 MAX_BITSTREAM_BYTES = 16 << 20
 MAX_SEED = 2**32 - 1
 CROP_SIZE = 128                   # side of the 100% crop, in image pixels
 GAP = 8                           # white gap between the panels of the crop view
+PLOT_MIN_STEPS = DEFAULT_STEPS    # the plot's x axis spans at least this many steps, so its ticks are whole
+
+# Visitor-facing labels: plain words first, the paper's terms in the info line.
+QF_INFO = "1 = fewest bytes, 100 = best quality"
+NEURAL_RATE_LABEL = "Neural codec rate"
+NEURAL_RATE_INFO = ("left = fewest bytes, right = best quality; the value is −log₁₀ λ_rate, the codec's "
+                    "weight on the rate in D + λ_rate·R (0.016 down to 0.0004)")
+THRESHOLD_LABEL = "Keep the added detail within its usual range"
+THRESHOLD_INFO = ("rate-dependent thresholding (paper, Sec. 3.3): the predicted residual is clipped at θ, "
+                  "the 95th percentile of training residuals at this rate")
+REFINE_LABEL = "Encode slower for a smaller file"
+REFINE_INFO = (f"encoder-side latent refinement: {UI_REFINE_ITERS} iterations of SGA (stochastic Gumbel "
+               "annealing) on this image's latents; same decoder; ~30 s for 768×512 on 2 CPU cores")
+STEPS_LABEL = "Enhancement steps"
+STEPS_INFO = ("DIRAC's late-start DDIM steps, ending at t = 0 and spaced as the model's card says; "
+              "0 = the base codec only")
 
 
-def lmbda_from_log(value: float) -> float:
-    """λ_rate from the page's log10 slider (3 significant digits), clamped to the codec's range."""
-    return float(min(LMBDA_MAX, max(LMBDA_MIN, float(f"{10.0 ** float(value):.3g}"))))
+def lmbda_from_slider(value: float) -> float:
+    """λ_rate from the neural rate slider (−log10 λ_rate), to 3 significant digits and the codec's range."""
+    return float(min(LMBDA_MAX, max(LMBDA_MIN, float(f"{10.0 ** -float(value):.3g}"))))
+
+
+def lmbda_text(value: float) -> str:
+    """The λ_rate that the neural rate slider's position stands for."""
+    return f"λ_rate = **{lmbda_from_slider(value):.5f}**"
+
+
+def downscale_label(max_pixels: int) -> str:
+    """The sender tab's downscale box (its refusal of a too-large upload names it)."""
+    return f"Downscale images over {max_pixels / 2**20:.3g} MP"
+
+
+def downscale_advice(max_pixels: int) -> str:
+    """How a visitor gets an image over the limit accepted: the box, named as it reads."""
+    return f"downscale it first, or tick '{downscale_label(max_pixels)}'"
 
 
 def file_note(enc) -> str:
@@ -55,9 +89,27 @@ def file_note(enc) -> str:
     return f"plain JPEG file ({facts['subsampling']}, {facts['scan']}); {where}"
 
 
+def jpeg_offer(path: str | None) -> str | None:
+    """For an upload that is a plain JPEG file: what enhancing it as it is means, else None."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(MAX_BITSTREAM_BYTES + 1)
+        if len(head) > MAX_BITSTREAM_BYTES or not is_jpeg_file(head):
+            return None
+        enc = read_jpeg_file(head)
+    except (OSError, TypeError, BitstreamError):
+        return None
+    facts = enc.extra[JPEG_FILE]
+    quality = f"quality {enc.rate:g}" + ("" if facts["quality_exact"] else " (estimated)")
+    return (f"This upload is a JPEG file: {enc.width}×{enc.height}, {len(head):,} bytes, {facts['subsampling']}, "
+            f"{quality}. DIRAC can enhance **the file as it is**, its own bytes the bitstream. Nothing is "
+            "re-compressed, so there is no original to measure PSNR against: judge the steps by eye "
+            "against the file's own decode.")
+
+
 def rate_label(codec: str, rate: float) -> str:
-    """'JPEG QF 10' or 'neural codec λ_rate 0.0016'."""
-    return f"JPEG QF {int(round(rate))}" if codec == "jpeg" else f"neural codec λ_rate {rate:.5g}"
+    """'JPEG quality factor 10' or 'neural codec λ_rate 0.0016'."""
+    return f"JPEG quality factor {int(round(rate))}" if codec == "jpeg" else f"neural codec λ_rate {rate:.5g}"
 
 
 def device_label(pipe: DiracPipeline) -> str:
@@ -82,21 +134,31 @@ def has_threshold_table(pipe: DiracPipeline, codec: str) -> bool:
     return bool(model is not None and model.thresholds)
 
 
-def whole(value, name: str, high: int) -> int:
-    """A control's value as an integer in 0..high, or a one-line :class:`InputError`."""
+def whole(value, name: str, high: int, low: int = 0) -> int:
+    """A control's value as an integer in low..high, or a one-line :class:`InputError`."""
     try:
         number = float(value)
     except (TypeError, ValueError):
         raise InputError(f"{name} must be a whole number, got {value!r}.") from None
-    if not (number.is_integer() and 0 <= number <= high):
-        raise InputError(f"{name} must be a whole number in 0..{high}, got {value!r}.")
+    if not (number.is_integer() and low <= number <= high):
+        raise InputError(f"{name} must be a whole number in {low}..{high}, got {value!r}.")
     return int(number)
 
 
+def flag(value, name: str) -> bool:
+    """A yes/no value: true or false (a JSON boolean or its text), else a one-line :class:`InputError`."""
+    if isinstance(value, bool):
+        return value
+    text = value.strip().lower() if isinstance(value, str) else None
+    if text not in ("true", "false"):
+        raise InputError(f"{name} must be true or false, got {value!r}.")
+    return text == "true"
+
+
 def api_rate(codec: str, rate) -> float:
-    """The rate as given: a whole JPEG quality factor, or the neural codec's λ_rate."""
+    """The rate as given: a whole JPEG quality factor (1..100), or the neural codec's λ_rate."""
     if codec == "jpeg":
-        return whole(rate, "The JPEG quality factor", 100)
+        return whole(rate, "The JPEG quality factor", 100, low=1)
     try:
         return float(rate)
     except (TypeError, ValueError):
@@ -177,6 +239,8 @@ class RunRecord:
     stem: str
     original: np.ndarray | None = None
     note: str = ""                    # what the received file is, when it is not a .drc
+    suffix: str = "drc"               # the bitstream's file type: "drc", or "jpg" for a plain JPEG file
+    source_size: tuple[int, int] | None = None   # the upload's (width, height) when it was downscaled
     frames: list[np.ndarray] = field(default_factory=list)
     psnr: list[float | None] = field(default_factory=list)
     ms_ssim: list[float | None] = field(default_factory=list)
@@ -190,7 +254,7 @@ class RunRecord:
         workdir = Path(tempfile.mkdtemp(prefix="run-", dir=root))
         original = tensor_to_uint8(comp.original) if comp.original is not None else None
         rec = cls(enc.codec, enc.rate, enc.width, enc.height, comp.nbytes, total, workdir, stem, original,
-                  file_note(enc))
+                  file_note(enc), "jpg" if JPEG_FILE in enc.extra else "drc", comp.source_size)
         rec.frames.append(tensor_to_uint8(comp.base))
         rec.psnr.append(comp.psnr)
         rec.ms_ssim.append(comp.ms_ssim)
@@ -215,14 +279,18 @@ class RunRecord:
 
     @property
     def bitstream_path(self) -> Path:
-        return self.workdir / f"{self.stem}_{self.codec}.drc"
+        return self.workdir / f"{self.stem}_{self.codec}.{self.suffix}"
 
     def summary(self) -> str:
-        """The compression in one line: codec, size, bytes, bpp, base quality."""
+        """The compression in one line: codec, size (and any downscale), bytes, bpp, base quality."""
         line = (f"**{rate_label(self.codec, self.rate)}** · {self.width}×{self.height} · "
-                f"{self.nbytes:,} bytes · {self.bpp:.4f} bpp") + (f" · {self.note}" if self.note else "")
+                f"{self.nbytes:,} bytes · {self.bpp:.4f} bits per pixel (bpp)")
+        if self.source_size:
+            line += (" · downscaled from {}×{} to {}×{}: PSNR is measured against the downscaled image"
+                     .format(*self.source_size, self.width, self.height))
+        line += f" · {self.note}" if self.note else ""
         if self.psnr[0] is None:
-            return line + " · receiver side: no original, so no PSNR"
+            return line + " · the file is all there is: no original, so no PSNR"
         return line + f" · base PSNR {_db(self.psnr[0])}" + self._ssim(0)
 
     def _ssim(self, k: int) -> str:
@@ -245,8 +313,15 @@ class RunRecord:
 
     def plot_data(self) -> pd.DataFrame:
         """PSNR against step (0 = base), for the live plot; empty on the receiver side."""
-        rows = [(k, p) for k, p in enumerate(self.psnr) if _finite(p) is not None]
+        rows = [(k, round(p, 2)) for k, p in enumerate(self.psnr) if _finite(p) is not None]
         return pd.DataFrame(rows, columns=["step", "psnr"])
+
+    def plot_limits(self) -> tuple[list[int], list[int] | None]:
+        """The plot's x and y limits: every step of the run (at least ``PLOT_MIN_STEPS``, as the plot
+        ticks a short axis at fractions of a step), and the PSNRs so far padded to whole dB."""
+        psnr = [p for p in self.psnr if _finite(p) is not None]
+        y = [math.floor(min(psnr)) - 1, math.ceil(max(psnr)) + 1] if psnr else None
+        return [0, max(self.total, PLOT_MIN_STEPS)], y
 
     def pair(self, k: int, reference: str) -> tuple[Path, Path]:
         """PNG files (reference, frame k) for the before/after slider; 'original' falls back to the base."""

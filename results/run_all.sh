@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 # the diffusion network in fp32, as in the files here (auto would pick bf16 on a CPU with bf16 units)
 E="python -m dirac_demo.eval.evaluate --data $D --threads 1 --precision fp32 --quiet"
 # two evaluations at a time, one thread each; the base codecs first (minutes, not tens of them)
-$E --codec webp --quality 5 10 20 30 50 70 90 --json results/webp.json &
+{ $E --codec webp --quality 5 10 20 30 50 70 90 --json results/webp.json
+  $E --codec avif --quality 25 30 40 50 60 70 85 --json results/avif.json; } &
 $E --codec neural --lmbda 0.0004 0.0008 0.0016 0.003 0.006 0.016 --steps 0 --json results/neural_base.json &
 wait
 # the targets' rates (QF 10, λ 0.0016) beside the paper's uniform late start, on all 24 images; the other rates alone

@@ -6,11 +6,13 @@ free 127.0.0.1 port and closed at the end.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import re
 import struct
 import zlib
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import psutil
@@ -23,15 +25,17 @@ import app
 from app_server import serve
 from dirac_demo import DiracPipeline, StepResult
 from dirac_demo.images import tensor_to_uint8
-from dirac_demo.ui_state import CROP_SIZE, DEFAULT_LOG_LMBDA, GAP, StopFlag
+from dirac_demo.ui_state import (CROP_SIZE, DEFAULT_NEURAL_RATE, GAP, NEURAL_RATE_MAX, NEURAL_RATE_MIN, StopFlag,
+                                  flag, lmbda_from_slider)
 
 VIEW = ("original", 50, 50, 1)     # reference, crop x %, crop y %, zoom
 
 
-def stream(demo: app.DiracDemo, image, codec="jpeg", qf=10, steps=4, previous=None, stop=None, refine=False):
-    """The Run button's stream of keyed updates (seed 0, thresholding on, no downscale)."""
+def stream(demo: app.DiracDemo, image, codec="jpeg", qf=10, steps=4, previous=None, stop=None, refine=False,
+           downscale=False):
+    """The Run button's stream of keyed updates (seed 0, thresholding on): the emptied panel first."""
     image = str(image) if image is not None else None
-    return demo.send(image, codec, qf, DEFAULT_LOG_LMBDA, steps, 0, True, False, refine, previous,
+    return demo.send(image, codec, qf, DEFAULT_NEURAL_RATE, steps, 0, True, downscale, refine, previous,
                      stop or StopFlag(), *VIEW)
 
 
@@ -65,8 +69,9 @@ def reference_frames(pipe, image, steps, seed=0) -> list[np.ndarray]:
 # ---- the adapter, without a server ------------------------------------------------------
 def test_send_streams_base_then_each_step(pipe, photo_path, tmp_path):
     updates = send(app.DiracDemo(pipe, str(tmp_path)), photo_path, steps=4)
-    assert len(updates) == 1 + 4 + 1                     # compressed, 4 steps, finished
-    first, *steps, last = updates
+    assert len(updates) == 1 + 1 + 4 + 1                 # emptied panel, compressed, 4 steps, finished
+    start, first, *steps, last = updates
+    assert start["status"] == "Compressing…" and start["record"] is None and start["base"] is None
     assert {"base", "current", "record", "drc"} <= first.keys()
     assert [u["step"]["value"] for u in steps] == [1, 2, 3, 4]
     assert all("Step" in u["status"] and "PSNR" in u["status"] for u in steps)
@@ -74,12 +79,16 @@ def test_send_streams_base_then_each_step(pipe, photo_path, tmp_path):
     assert "Done: 4 DIRAC steps" in last["status"]
     record = first["record"]
     assert len(record.plot_data()) == 5 and list(record.plot_data()["step"]) == [0, 1, 2, 3, 4]
+    assert list(record.plot_data()["psnr"]) == [round(p, 2) for p in record.psnr]
+    x_lim, (low, high) = record.plot_limits()        # whole steps and dB around the PSNRs
+    assert x_lim == [0, 20] and low < min(record.psnr) - 0.5 and high > max(record.psnr) + 0.5
+    assert [u["plot"]["y_lim"] for u in (first, *steps)] == [None] * 4 + [[low, high]]   # set once, at the end
     assert record.bitstream_path.read_bytes() == pipe.compress(str(photo_path), "jpeg", 10).bitstream
 
 
 def test_step_slider_shows_stored_frames_without_recomputing(pipe, photo_path, tmp_path, monkeypatch):
     demo = app.DiracDemo(pipe, str(tmp_path))
-    record = send(demo, photo_path, steps=3)[0]["record"]
+    record = send(demo, photo_path, steps=3)[1]["record"]
     expected = reference_frames(pipe, photo_path, 3)
     monkeypatch.setattr(pipe, "trajectory", lambda *a, **k: pytest.fail("the slider must not rerun DIRAC"))
     monkeypatch.setattr(pipe, "compress", lambda *a, **k: pytest.fail("the slider must not recompress"))
@@ -96,12 +105,12 @@ def test_step_slider_shows_stored_frames_without_recomputing(pipe, photo_path, t
 def test_stop_ends_the_run_between_steps(pipe, photo_path, tmp_path):
     demo, stop = app.DiracDemo(pipe, str(tmp_path)), StopFlag()
     run = stream(demo, photo_path, steps=6, stop=stop)
-    updates = [next(run), next(run), next(run)]    # compressed, step 1, step 2
+    updates = [next(run), next(run), next(run), next(run)]    # emptied panel, compressed, step 1, step 2
     stop.request()
     last = next(run)
     assert "Stopped after 2 of 6 steps" in last["status"]
     assert last["step"]["maximum"] == 2 and last["step"]["interactive"] is True
-    assert last["step_md"].startswith("Step 2 of 6") and updates[0]["record"].steps_run == 2
+    assert last["step_md"].startswith("Step 2 of 6") and updates[1]["record"].steps_run == 2
     with pytest.raises(StopIteration):
         next(run)
     assert "Done: 2 DIRAC steps" in send(demo, photo_path, steps=2, stop=stop)[-1]["status"]   # cleared
@@ -111,7 +120,7 @@ def test_crop_is_full_resolution_and_click_centres_it(pipe, tmp_path):
     big = Image.fromarray(np.random.default_rng(1).integers(0, 256, (300, 400, 3), dtype=np.uint8))
     path = tmp_path / "big.png"
     big.save(path)
-    record = send(app.DiracDemo(pipe, str(tmp_path)), path, steps=1)[0]["record"]
+    record = send(app.DiracDemo(pipe, str(tmp_path)), path, steps=1)[1]["record"]
     crop = record.crop(1, 0, 0, 1)
     assert crop.shape == (CROP_SIZE, 3 * CROP_SIZE + 2 * GAP, 3)
     assert np.array_equal(crop[:, :CROP_SIZE], np.asarray(big)[:CROP_SIZE, :CROP_SIZE])   # 1:1 pixels
@@ -133,8 +142,8 @@ def test_bad_uploads_give_one_message_and_no_exception(pipe, photo, tmp_path):
         (tmp_path / name).write_bytes(data)
         with pytest.warns(UserWarning):   # gr.Warning outside a request is a Python warning
             updates = send(demo, tmp_path / name)
-        assert len(updates) == 1 and set(updates[0]) == {"status"}, name
-        assert updates[0]["status"].startswith("⚠️") and re.search(message, updates[0]["status"]), name
+        status = updates[-1]["status"]
+        assert status.startswith("⚠️") and re.search(message, status) and updates[-1]["record"] is None, name
     with pytest.warns(UserWarning):
         assert send(demo, None)[0]["status"].startswith("⚠️ **Upload an image")
 
@@ -145,7 +154,7 @@ def test_unusual_modes_are_converted(pipe, photo, tmp_path, mode):
         else photo.convert(mode)
     path = tmp_path / ("in.jpg" if mode == "CMYK" else "in.png")
     img.save(path)
-    record = send(app.DiracDemo(pipe, str(tmp_path)), path, steps=1)[0]["record"]
+    record = send(app.DiracDemo(pipe, str(tmp_path)), path, steps=1)[1]["record"]
     assert record.frames[0].shape == (72, 96, 3) and record.original.shape == (72, 96, 3)
 
 
@@ -160,7 +169,7 @@ def test_codec_without_dirac_model_runs_base_only(pipe, photo_path, tmp_path):
     assert _thr["visible"] is False and demo.codec_controls("jpeg")[3]["visible"] is True
     assert app.DiracDemo(pipe, str(tmp_path)).codec_controls("neural")[3]["visible"] is True
     updates = send(demo, photo_path, codec="neural", steps=20)
-    assert updates[0]["record"].total == 0 and updates[0]["record"].steps_run == 0
+    assert updates[1]["record"].total == 0 and updates[1]["record"].steps_run == 0
     assert "No trained DIRAC model for the neural codec" in updates[-1]["status"]
     with pytest.raises(app.gr.Error, match="use steps=0"):
         list(demo.enhance(str(photo_path), "neural", 0.002, 5))
@@ -170,13 +179,14 @@ def test_refine_checkbox_sends_a_refined_neural_file(pipe, photo_path, tmp_path)
     """The checkbox sends the neural codec's refined encoding (an ordinary file); JPEG ignores it."""
     demo = app.DiracDemo(pipe, str(tmp_path))
     updates = send(demo, photo_path, codec="neural", steps=1, refine=True)
-    assert updates[0] == {"status": f"Refining the encoding ({app.UI_REFINE_ITERS} SGA iterations)…"}
+    refining = f"Refining the encoding for a smaller file ({app.UI_REFINE_ITERS} iterations)…"
+    assert updates[0]["status"] == refining and updates[0]["record"] is None
     refined = updates[1]["record"]
-    plain = pipe.compress(str(photo_path), "neural", app.lmbda_from_log(DEFAULT_LOG_LMBDA))
-    expect = pipe.compress(str(photo_path), "neural", app.lmbda_from_log(DEFAULT_LOG_LMBDA),
+    plain = pipe.compress(str(photo_path), "neural", app.lmbda_from_slider(DEFAULT_NEURAL_RATE))
+    expect = pipe.compress(str(photo_path), "neural", app.lmbda_from_slider(DEFAULT_NEURAL_RATE),
                            refine=app.UI_REFINE_ITERS)
     assert refined.bitstream_path.read_bytes() == expect.bitstream != plain.bitstream
-    jpeg = send(demo, photo_path, codec="jpeg", steps=1, refine=True)[0]["record"]
+    jpeg = send(demo, photo_path, codec="jpeg", steps=1, refine=True)[1]["record"]
     assert jpeg.bitstream_path.read_bytes() == pipe.compress(str(photo_path), "jpeg", 10).bitstream
     with pytest.raises(app.gr.Error, match="neural codec only"):
         list(demo.enhance(str(photo_path), "jpeg", 10, 1, refine=5))
@@ -189,9 +199,9 @@ def test_receiver_has_no_psnr(pipe, photo_path, tmp_path):
     drc.write_bytes(pipe.compress(str(photo_path), "jpeg", 20).bitstream)
     updates = list(app.DiracDemo(pipe, str(tmp_path)).receive(str(drc), 3, 0, True, None, StopFlag(),
                                                               "base", 50, 50, 1))
-    record = updates[0]["record"]
+    record = updates[1]["record"]
     assert record.steps_run == 3 and record.original is None and set(record.psnr) == {None}
-    assert "no original, so no PSNR" in updates[0]["status"] and "PSNR" not in updates[-1]["step_md"]
+    assert "no original, so no PSNR" in updates[1]["status"] and "PSNR" not in updates[-1]["step_md"]
     assert record.plot_data().empty and record.crop(3, 50, 50, 1).shape[1] == 2 * 96 + GAP
 
 
@@ -200,7 +210,7 @@ def test_receiver_and_decode_api_take_a_plain_jpeg(pipe, photo, tmp_path):
     photo.save(jpg, format="JPEG", quality=20)
     demo = app.DiracDemo(pipe, str(tmp_path))
     updates = list(demo.receive(str(jpg), 2, 0, True, None, StopFlag(), "base", 50, 50, 1))
-    record = updates[0]["record"]
+    record = updates[1]["record"]
     assert record.steps_run == 2 and record.rate == 20 and record.nbytes == jpg.stat().st_size
     assert "plain JPEG file (4:2:0, baseline); quality read from its IJG tables" in updates[-1]["status"]
     other = tmp_path / "editor.jpg"
@@ -209,16 +219,82 @@ def test_receiver_and_decode_api_take_a_plain_jpeg(pipe, photo, tmp_path):
     assert "quality estimated" in status
     api = list(demo.decode(str(jpg), 2, 0, True))
     assert [info["step"] for _, info, _ in api] == [0, 1, 2] and api[0][1]["rate"] == 20
+    assert api[0][2].endswith("camera_jpeg.jpg")     # the received file keeps its type, not a .drc name
+    assert record.bitstream_path.read_bytes() == jpg.read_bytes()
+
+
+def test_sender_offers_to_enhance_a_jpeg_upload_as_it_is(pipe, photo, photo_path, tmp_path):
+    jpg = tmp_path / "phone.jpg"
+    photo.save(jpg, format="JPEG", quality=30, subsampling=0)
+    demo = app.DiracDemo(pipe, str(tmp_path))
+    note, button = demo.offer_file({"path": str(jpg)})
+    assert button["visible"] and "quality 30" in note["value"] and "4:4:4" in note["value"]
+    assert not any(u["visible"] for u in demo.offer_file(str(photo_path)))     # a PNG: no offer
+    assert not any(u["visible"] for u in demo.offer_file(None))
+    updates = list(demo.enhance_file(str(jpg), 2, 0, True, None, StopFlag(), *VIEW))
+    record = updates[1]["record"]
+    assert record.nbytes == jpg.stat().st_size and record.rate == 30 and set(record.psnr) == {None}
+    assert record.bitstream_path.read_bytes() == jpg.read_bytes()     # not re-compressed
+    assert updates[1]["drc"]["label"] == "Download bitstream (.jpg)"
+    assert "no original, so no PSNR" in updates[-1]["status"] and record.steps_run == 2
+    assert "Upload a JPEG file first." in list(demo.enhance_file(None, 2, 0, True, None, StopFlag(),
+                                                                 *VIEW))[-1]["status"]
 
 
 def test_new_run_and_expired_state_delete_download_files(pipe, photo_path, tmp_path):
     demo = app.DiracDemo(pipe, str(tmp_path))
-    old = send(demo, photo_path, steps=1)[0]["record"]
+    old = send(demo, photo_path, steps=1)[1]["record"]
     assert old.workdir.exists()
-    new = send(demo, photo_path, steps=1, previous=old)[0]["record"]
+    new = send(demo, photo_path, steps=1, previous=old)[1]["record"]
     assert not old.workdir.exists() and new.workdir.exists()
     app.cleanup_record(new)
     assert not new.workdir.exists()
+
+
+def test_a_failed_run_empties_what_the_previous_run_showed(pipe, photo_path, tmp_path):
+    """A new run deletes the previous run's files, so no output on the page may still point at them."""
+    demo = app.DiracDemo(pipe, str(tmp_path))
+    old = send(demo, photo_path, steps=2)[1]["record"]
+    (tmp_path / "notes.txt").write_text("not an image")
+    with pytest.warns(UserWarning):
+        failed = send(demo, tmp_path / "notes.txt", previous=old)[-1]
+    assert failed["status"].startswith("⚠️") and failed["record"] is None and not old.workdir.exists()
+    assert all(failed[k] is None for k in ("base", "current", "compare", "crop", "plot"))
+    assert failed["step"]["value"] == 0 and failed["step"]["interactive"] is False and failed["step_md"] == ""
+    assert all(failed[k]["value"] is None and failed[k]["interactive"] is False for k in ("png", "drc"))
+    assert demo.view(old, 1, "base", 50, 50, 1) == {}       # a slider moved afterwards: nothing, no error
+    assert app.Panel(*[None] * 15).bind(demo.view)(old, 1, "base", 50, 50, 1) == app.gr.skip()   # for Gradio
+
+
+def test_a_downscaled_upload_is_named_in_the_status_line(pipe, photo_path, tmp_path):
+    small = DiracPipeline(pipe.neural, pipe.dirac, device="cpu", precision="fp32", max_pixels=64 * 64)
+    demo = app.DiracDemo(small, str(tmp_path))
+    updates = send(demo, photo_path, steps=1, downscale=True)
+    record = updates[1]["record"]
+    assert record.source_size == (96, 72) and record.width * record.height <= 64 * 64
+    assert (f"downscaled from 96×72 to {record.width}×{record.height}: PSNR is measured against the "
+            "downscaled image") in updates[-1]["status"]
+    assert "downscaled" not in send(app.DiracDemo(pipe, str(tmp_path)), photo_path, steps=0)[-1]["status"]
+    with pytest.warns(UserWarning):
+        refused = send(demo, photo_path, steps=1)[-1]["status"]
+    assert "over the 0.0 MP limit; downscale it first, or tick 'Downscale images over 0.00391 MP'" in refused
+
+
+def test_quality_factor_and_threshold_are_checked(pipe, photo_path, tmp_path):
+    demo = app.DiracDemo(pipe, str(tmp_path))
+    with pytest.warns(UserWarning):
+        refused = send(demo, photo_path, qf=0)[-1]["status"]
+    assert "quality factor must be a whole number in 1..100, got 0" in refused
+    for bad in ("maybe", 1, None):
+        with pytest.raises(app.gr.Error, match="threshold must be true or false"):
+            list(demo.enhance(str(photo_path), "jpeg", 10, 0, 0, bad))
+    assert [flag(v, "threshold") for v in (True, False, "true", " False")] == [True, False, True, False]
+
+
+def test_neural_rate_slider_reads_like_the_quality_slider():
+    """Right is more bytes on both: the neural slider's right end is the smallest λ_rate."""
+    assert lmbda_from_slider(NEURAL_RATE_MIN) == 0.016 and lmbda_from_slider(NEURAL_RATE_MAX) == 0.0004
+    assert lmbda_from_slider(DEFAULT_NEURAL_RATE) == 0.0016
 
 
 # ---- the served app and its API --------------------------------------------------------
@@ -238,8 +314,34 @@ def test_api_signature(client):
     api = client.view_api(print_info=False, return_format="dict")
     params = api["named_endpoints"]["/enhance"]["parameters"]
     names = [p["parameter_name"] for p in params]
-    assert names[:5] == ["image", "codec", "rate", "steps", "seed"]
+    assert names == ["image", "codec", "rate", "steps", "seed", "threshold", "refine"]
     assert [p["parameter_has_default"] for p in params] == [False] + [True] * (len(params) - 1)
+
+
+def test_api_enhance_takes_every_parameter_the_readme_documents(client, pipe, photo_path):
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith("| `/enhance` |"))
+    documented = re.findall(r"`(\w+)`", re.sub(r"\([^()]*\)", "", row.split("|")[2]))   # names, not notes
+    given = dict(image=handle_file(str(photo_path)), codec="neural", rate=0.002, steps=1, seed=3,
+                 threshold=False, refine=2)
+    assert documented == list(given)
+    job = client.submit(**given, api_name="/enhance")
+    job.result(timeout=120)
+    outputs = job.outputs()
+    assert [info["step"] for _, info, _ in outputs] == [0, 1] and outputs[0][1]["codec"] == "neural"
+    with open(outputs[-1][2], "rb") as fh:
+        assert fh.read() == pipe.compress(str(photo_path), "neural", 0.002, refine=2).bitstream
+
+
+def test_api_user_error_is_one_log_line_not_a_traceback(client, tmp_path, caplog, capfd):
+    txt = tmp_path / "notes.txt"
+    txt.write_text("not a picture")
+    with caplog.at_level(logging.INFO, logger="dirac_demo.app"):
+        with pytest.raises(AppError, match="not an image Pillow can read"):
+            client.predict(image=handle_file(str(txt)), steps=1, api_name="/enhance")
+    lines = [r.getMessage() for r in caplog.records if r.name == "dirac_demo.app"]
+    assert lines == ["/enhance refused: The file is not an image Pillow can read."]
+    assert "Traceback" not in capfd.readouterr().err
 
 
 def test_api_enhance_streams_one_update_per_step(client, pipe, photo_path):
@@ -282,8 +384,14 @@ def test_api_bad_uploads_are_clear_errors_and_server_keeps_serving(client, photo
         client.predict(image=handle_file(str(bomb)), steps=1, api_name="/enhance")
     with pytest.raises(AppError, match="Not a dirac-demo bitstream"):
         client.predict(bitstream=handle_file(str(txt)), steps=1, api_name="/decode")
-    with pytest.raises(AppError, match="JPEG quality factor"):
+    with pytest.raises(AppError, match="JPEG quality factor must be a whole number in 1..100, got 0"):
         client.predict(image=handle_file(str(photo_path)), rate=0, steps=0, api_name="/enhance")
+    with pytest.raises(AppError, match="threshold must be true or false, got 'maybe'"):
+        client.predict(image=handle_file(str(photo_path)), steps=0, threshold="maybe", api_name="/enhance")
+    jpg = tmp_path / "photo.jpg"
+    Image.open(photo_path).save(jpg, quality=50)
+    with pytest.raises(AppError, match="threshold must be true or false"):
+        client.predict(bitstream=handle_file(str(jpg)), steps=0, threshold="maybe", api_name="/decode")
     with pytest.raises(AppError, match="steps must be a whole number in 0..50"):   # the page's cap on S
         client.predict(image=handle_file(str(photo_path)), steps=app.MAX_STEPS + 1, api_name="/enhance")
     with pytest.raises(AppError, match="seed must be a whole number"):

@@ -7,6 +7,7 @@ import pytest
 
 from app_server import serve, slowed
 from dirac_demo import DiracPipeline
+from dirac_demo.ui_state import GAP
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -51,8 +52,8 @@ def _wait_text(page, elem_id: str, test: str, timeout: int = 30_000) -> None:
     page.wait_for_function(f"document.querySelector('#{elem_id}').innerText{test}", timeout=timeout)
 
 
-def _open_with_photo(browser, url, photo_path, steps: int):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+def _open_with_photo(browser, url, photo_path, steps: int, width: int = 1400, height: int = 1000):
+    page = browser.new_page(viewport={"width": width, "height": height})
     page.goto(url)
     page.locator("#input-image input[type=file]").set_input_files(str(photo_path))
     page.wait_for_selector("#input-image img")
@@ -132,6 +133,27 @@ def test_receiver_takes_a_dropped_jpeg_and_streams_its_steps(browser, url, photo
     page.locator("#rx-run").click()
     _wait_text(page, "rx-status", ".includes('Done')", timeout=90_000)
     status = page.locator("#rx-status").inner_text()
-    assert "JPEG QF 15" in status and "plain JPEG file" in status and "progressive" in status
+    assert "JPEG quality factor 15" in status and "plain JPEG file" in status and "progressive" in status
     assert page.locator("#rx-step-md").inner_text().startswith("Step 20 of 20")
+    page.close()
+
+
+def test_zoomed_crop_keeps_its_pixels_and_scrolls_sideways_on_a_phone(browser, url, photo_path):
+    """At 3× on a 390-pixel-wide screen the crop (original | base | step) is wider than the page:
+    it keeps its pixel size and scrolls from its left edge to its right one, every panel in reach."""
+    page = _open_with_photo(browser, url, photo_path, 1, width=390, height=844)
+    page.get_by_label("3×").check()
+    page.locator("#send-run").click()
+    _wait_text(page, "send-status", ".includes('Done')", timeout=90_000)
+    page.locator("#send-crop").scroll_into_view_if_needed()       # the page loads images as they come in view
+    page.wait_for_function("document.querySelector('#send-crop img')?.naturalWidth > 0")
+    where = """() => { const img = document.querySelector('#send-crop img'), box = img.closest('button');
+        const i = img.getBoundingClientRect(), b = box.getBoundingClientRect();
+        return {natural: img.naturalWidth, shown: i.width, left: i.left - b.left, right: i.right - b.right,
+                scroll: box.scrollWidth, width: box.clientWidth}; }"""
+    start = page.evaluate(where)
+    assert start["natural"] == start["shown"] == 3 * 3 * 96 + 2 * GAP      # 1:1, not scaled or cut
+    assert abs(start["left"]) < 1 and start["scroll"] == start["natural"] > start["width"]
+    page.evaluate("document.querySelector('#send-crop img').closest('button').scrollLeft = 1e6")
+    assert abs(page.evaluate(where)["right"]) < 1                          # the step panel's right edge
     page.close()

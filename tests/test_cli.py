@@ -104,3 +104,15 @@ def test_info_and_decompress_take_a_plain_jpeg_file(tiny_assets, photo, tmp_path
     assert run("--assets", tiny_assets, "decompress", jpg, "-o", png, "--steps", "1") == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err
+
+
+def test_an_image_over_the_limit_is_refused_or_downscaled(tiny_assets, tmp_path, capsys):
+    big = tmp_path / "big.png"
+    Image.new("RGB", (2100, 2100), (90, 120, 150)).save(big)          # 4.4 MP, over the 4.2 MP limit
+    drc = tmp_path / "big.drc"
+    assert run("--assets", tiny_assets, "compress", big, "-o", drc) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == ("error: The image is 2100x2100 (4.4 MP), over the 4.2 MP limit; "
+                           "downscale it first, or pass --downscale.")
+    assert run("--assets", tiny_assets, "compress", big, "-o", drc, "--downscale") == 0
+    assert "2048x2048 (downscaled from 2100x2100)" in capsys.readouterr().out

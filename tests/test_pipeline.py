@@ -1,4 +1,5 @@
 import io
+import pickle
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ from hypothesis import strategies as st
 from PIL import Image, ImageOps
 
 from dirac_demo.codecs import bitstream
-from dirac_demo.errors import BitstreamError, InputError, WeightsError
+from dirac_demo.errors import BitstreamError, InputError, TooLargeError, WeightsError
 from dirac_demo.images import pil_to_tensor
 from dirac_demo.pipeline import Compressed, DiracPipeline, Finished, StepResult
 
@@ -161,10 +162,14 @@ def test_huge_image_error_or_explicit_downscale(tiny_assets):
     small_limit = DiracPipeline.from_pretrained(str(tiny_assets), device="cpu", precision="fp32",
                                                 max_pixels=64 * 64)
     img = Image.new("RGB", (200, 100), (10, 20, 30))
-    with pytest.raises(InputError, match="limit"):
+    with pytest.raises(TooLargeError, match="200x100 .* over the 0.0 MP limit; downscale it first") as refusal:
         small_limit.compress(img, "jpeg", 10)
+    assert str(pickle.loads(pickle.dumps(refusal.value))) == str(refusal.value)   # crosses processes (ZeroGPU)
+    assert str(refusal.value.advise("or else")).endswith("; or else.")
     comp = small_limit.compress(img, "jpeg", 10, downscale=True)
     assert comp.original.shape[-1] * comp.original.shape[-2] <= 64 * 64
+    assert comp.source_size == (200, 100) and (comp.encoded.width, comp.encoded.height) == (90, 45)
+    assert small_limit.compress(img.resize((60, 30)), "jpeg", 10, downscale=True).source_size is None
 
 
 def test_decompression_bomb_header(pipe):

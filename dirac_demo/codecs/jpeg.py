@@ -79,36 +79,47 @@ def read_jpeg_file(data: bytes) -> Encoded:
 
 
 @functools.cache
-def ijg_tables() -> dict[int, tuple[tuple[int, ...], ...]]:
-    """The quantisation tables of the IJG quality factors 1–100, as Pillow reads them back.
+def _annex_k() -> tuple[tuple[int, ...], ...]:
+    """The IJG base tables (JPEG Annex K, luminance then chrominance), read back from a file that
+    libjpeg wrote through Pillow at quality 50, where its scaling is exactly 100 %."""
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buf, format="JPEG", quality=50)
+    tables = Image.open(buf).quantization
+    return tuple(tuple(tables[k]) for k in sorted(tables))
 
-    Written by libjpeg's own ``jpeg_set_quality`` through Pillow, so the scaling rule, its
-    rounding and the table order are exactly those of the encoders that use the IJG tables.
-    """
-    out = {}
-    for q in range(1, 101):
-        buf = io.BytesIO()
-        Image.new("RGB", (8, 8)).save(buf, format="JPEG", quality=q)
-        tables = Image.open(buf).quantization
-        out[q] = tuple(tuple(tables[k]) for k in sorted(tables))
-    return out
+
+def ijg_scale(table, quality: int, baseline: bool = True) -> tuple[int, ...]:
+    """libjpeg's ``jpeg_set_quality`` rule on a base ``table``: scale = 5000 / q below 50, else
+    200 − 2q (percent), each entry ⌊(base · scale + 50) / 100⌋ clamped to 1..255 when
+    ``baseline`` (Pillow, and ``cjpeg -baseline``), else to 1..32767 (``cjpeg``'s default, which
+    differs below quality 25)."""
+    scale = 5000 // quality if quality < 50 else 200 - 2 * quality
+    top = 255 if baseline else 32767
+    return tuple(min(max((v * scale + 50) // 100, 1), top) for v in table)
+
+
+@functools.cache
+def ijg_tables(baseline: bool = True) -> dict[int, tuple[tuple[int, ...], ...]]:
+    """The quantisation tables of the IJG quality factors 1–100 (:func:`ijg_scale`), in Pillow's order."""
+    return {q: tuple(ijg_scale(t, q, baseline) for t in _annex_k()) for q in range(1, 101)}
 
 
 def estimate_quality(tables: dict[int, list[int]]) -> tuple[int, bool]:
     """The IJG quality factor of a JPEG's quantisation ``tables`` (Pillow's ``Image.quantization``)
     and whether it is exact.
 
-    Tables written with the IJG scaling match one quality factor exactly (grayscale files, with
-    one table, match on the luminance table). Other tables (mozjpeg's, cameras', editors') get
+    Tables written with the IJG scaling match one quality factor exactly, whether clamped to
+    baseline's 8 bits or not (grayscale files, with one table, match on the luminance table). Other tables (mozjpeg's, cameras', editors') get
     the quality factor whose luminance table is nearest in scale: the smallest mean absolute
     log ratio over the 64 entries.
     """
     own = tuple(tuple(tables[k]) for k in sorted(tables))
     if not own or any(len(t) != 64 for t in own):
         raise BitstreamError("The JPEG file has no usable quantisation table.")
-    for q, ref in ijg_tables().items():
-        if own == ref[:len(own)]:
-            return q, True
+    for baseline in (True, False):
+        for q, ref in ijg_tables(baseline).items():
+            if own == ref[:len(own)]:
+                return q, True
     luma = own[0]
 
     def distance(ref: tuple[int, ...]) -> float:

@@ -7,13 +7,15 @@ Examples (the paper's claims, §5.1–5.3)::
         --threshold-compare --json neural.json
     python -m dirac_demo.eval.evaluate --data DIR --codec jpeg --qf 10 --spacing-compare --json spacing.json
     python -m dirac_demo.eval.evaluate --data DIR --codec webp --quality 10 30 50 70 90 --json webp.json
+    python -m dirac_demo.eval.evaluate --data DIR --codec avif --quality 25 30 40 50 60 70 85 --json avif.json
 
 Every rate point compresses each image to real bytes, decodes the base reconstruction and runs
 the residual DDIM sampler exactly as :meth:`DiracPipeline.enhance` does, recording metrics for the
 base and for the reported steps (first and last by default), and the curvature of the sampling
 trajectory at every step (§5.3, Fig. 7 left). PSNR, MS-SSIM and LPIPS are means over images;
 SWD, FID/256 and KID/256 are distances between the set of originals and the set of
-reconstructions.
+reconstructions. WebP and AVIF are base-only baselines at Pillow qualities, encoded with the
+settings of :mod:`dirac_demo.references` (the page's same-bytes comparison).
 
 JSON schema (``"schema": "dirac_demo.evaluate/1"``)::
 
@@ -25,14 +27,14 @@ JSON schema (``"schema": "dirac_demo.evaluate/1"``)::
       "swd_floor": {"swd", "swd_levels"}   # originals vs an independent resampling of themselves
       "unavailable": {"lpips" | "fid" | "kid": reason or null},
       "points": [{
-        "codec": "jpeg" | "neural" | "webp", "rate": QF, λ or WebP quality,
+        "codec": "jpeg" | "neural" | "webp" | "avif", "rate": QF, λ or WebP / AVIF quality,
         "rate_param": "qf" | "lmbda" | "quality",
         "variant": "main" | "full_steps" (S = 100, claim 2) | "no_threshold" (claim 3)
                    | "paper_spacing" (the paper's uniform late start instead of the model's own),
         "num_steps": S, "eta": DDIM η (0: deterministic), "threshold": bool,
-        "spacing": {"start_scale", "power"} of the late-start steps (null for WebP),
+        "spacing": {"start_scale", "power"} of the late-start steps (null for WebP and AVIF),
         "clip": θ used to clip r̂0 (1.0 = plain [−1, 1]),
-        "bpp": mean bits per pixel of the real .drc file (WebP: the .webp file),
+        "bpp": mean bits per pixel of the real .drc file (WebP, AVIF: the .webp / .avif file),
         "bpp_payload": the same without the .drc container (the JPEG file / the rANS strings),
         "seconds_compress", "seconds_per_step", "seconds_first_step": means over images,
         "base": METRICS, "steps": [METRICS of each reported step, in order],
@@ -50,7 +52,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import io
 import json
 import sys
 import time
@@ -59,7 +60,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from .. import __version__
 from ..codecs.bitstream import Encoded
@@ -70,6 +70,7 @@ from ..errors import DiracError, InputError, NoModelError, WeightsError
 from ..images import MAX_PIXELS, load_image, pil_to_tensor
 from ..pipeline import NUM_RESPACED, DiracPipeline, check_eta
 from ..quality import bits_per_pixel
+from ..references import CODECS as BASELINE_CODECS, QUALITIES, roundtrip
 from ..train.data import list_images
 from . import metrics as M
 from .common import add_pipeline_arguments, load_pipeline, machine_facts, set_threads
@@ -77,19 +78,12 @@ from .swd import DEFAULT_PATCHES, SlicedWasserstein, num_levels
 
 SCHEMA = "dirac_demo.evaluate/1"
 DEFAULT_RATES = {"jpeg": [5, 10, 20, 40], "neural": [0.0004, 0.0016, 0.006, 0.016],
-                 "webp": [5, 10, 20, 30, 50, 70, 90]}
-RATE_PARAM = {"jpeg": "qf", "neural": "lmbda", "webp": "quality"}
+                 "webp": [5, 10, 20, 30, 50, 70, 90], "avif": [25, 30, 40, 50, 60, 70, 85]}
+RATE_PARAM = {"jpeg": "qf", "neural": "lmbda", "webp": "quality", "avif": "quality"}
+BASELINES = ("webp", "avif")   # standard codecs evaluated alone (no DIRAC model of theirs)
 
 
 # ---- inputs -------------------------------------------------------------------------------
-def webp_roundtrip(img: Image.Image, quality: int) -> tuple[bytes, torch.Tensor]:
-    """Pillow WebP (lossy, method 6) at ``quality``: the file bytes and the decoded image."""
-    buf = io.BytesIO()
-    img.save(buf, format="WEBP", quality=int(quality), method=6)
-    data = buf.getvalue()
-    return data, pil_to_tensor(Image.open(io.BytesIO(data)).convert("RGB"))
-
-
 @dataclass
 class PointSpec:
     """One rate point to evaluate: codec, rate, which variant of the sampler."""
@@ -199,8 +193,8 @@ class Evaluator:
     def _compress(self, spec: PointSpec, i: int):
         img = self.images[i]
         t0 = time.perf_counter()
-        if spec.codec == "webp":
-            data, base = webp_roundtrip(img, int(spec.rate))
+        if spec.codec in BASELINES:
+            data, base = roundtrip(spec.codec, img, int(spec.rate))
             bpp = bits_per_pixel(len(data), img.width, img.height)
             return base, None, bpp, bpp, time.perf_counter() - t0
         comp = self.pipe.compress(img, spec.codec, spec.rate, refine=spec.refine)
@@ -241,8 +235,8 @@ class Evaluator:
         seconds = [v for vs in trace["seconds"].values() for v in vs]
         return {"codec": spec.codec, "rate": spec.rate, "rate_param": RATE_PARAM[spec.codec],
                 "variant": spec.variant, "num_steps": spec.steps, "eta": spec.eta, "refine": spec.refine,
-                "threshold": spec.threshold if spec.codec != "webp" else None, "clip": clip,
-                "spacing": None if spec.codec == "webp" else
+                "threshold": spec.threshold if spec.codec not in BASELINES else None, "clip": clip,
+                "spacing": None if spec.codec in BASELINES else
                 (spec.spacing or self.pipe.spacing_for(spec.codec)).to_dict(),
                 "bpp": float(np.mean(bpp)), "bpp_payload": float(np.mean(bpp_payload)),
                 "seconds_compress": float(np.mean(t_comp)),
@@ -271,10 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m dirac_demo.eval.evaluate",
                                 description="Rate–distortion–perception evaluation of base codecs and DIRAC.")
     p.add_argument("--data", required=True, help="folder of test images (e.g. Kodak)")
-    p.add_argument("--codec", choices=["jpeg", "neural", "webp"], default="jpeg")
+    p.add_argument("--codec", choices=["jpeg", "neural", *BASELINES], default="jpeg")
     p.add_argument("--qf", type=int, nargs="+", help="JPEG quality factors (default 5 10 20 40)")
     p.add_argument("--lmbda", type=float, nargs="+", help="neural λ_rate values")
-    p.add_argument("--quality", type=int, nargs="+", help="WebP qualities (base only, no DIRAC)")
+    p.add_argument("--quality", type=int, nargs="+", help="WebP or AVIF qualities 0..100 (base only, no DIRAC)")
     p.add_argument("--steps", type=int, default=20, help="late-start DDIM steps S, at most 100 (0: base only)")
     p.add_argument("--all-steps", action="store_true", help="record metrics after every step")
     p.add_argument("--step-every", type=int, default=None, help="record metrics every K steps")
@@ -305,16 +299,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _specs(args) -> list[PointSpec]:
-    given = {"jpeg": args.qf, "neural": args.lmbda, "webp": args.quality}
-    for codec, rates in given.items():
-        if rates and codec != args.codec:
-            raise InputError(f"--{'qf' if codec == 'jpeg' else 'lmbda' if codec == 'neural' else 'quality'} "
-                             f"is for the {codec} codec, not {args.codec}.")
-    rates = given[args.codec] or DEFAULT_RATES[args.codec]
-    if args.codec == "webp":
+    given = {"qf": (args.qf, "the jpeg codec"), "lmbda": (args.lmbda, "the neural codec"),
+             "quality": (args.quality, "the webp and avif codecs")}
+    for flag, (rates, whose) in given.items():
+        if rates and flag != RATE_PARAM[args.codec]:
+            raise InputError(f"--{flag} is for {whose}, not {args.codec}.")
+    rates = given[RATE_PARAM[args.codec]][0] or DEFAULT_RATES[args.codec]
+    if args.codec in BASELINES:
         if args.full_steps_compare or args.threshold_compare or args.spacing_compare:
-            raise InputError("WebP is a base-only baseline: no DIRAC comparisons.")
-        return [PointSpec("webp", float(r), steps=0, threshold=False) for r in rates]
+            raise InputError(f"{BASELINE_CODECS[args.codec][0]} is a base-only baseline: no DIRAC comparisons.")
+        if any(r not in QUALITIES for r in rates):
+            raise InputError(f"--quality must be in 0..100, got {' '.join(map(str, rates))}.")
+        return [PointSpec(args.codec, float(r), steps=0, threshold=False) for r in rates]
     if args.threshold_compare and args.no_threshold:
         raise InputError("--threshold-compare needs thresholding on (drop --no-threshold).")
     if not 0 <= args.steps <= NUM_RESPACED:
@@ -371,7 +367,7 @@ def evaluate(args, argv: list[str]) -> dict:
     specs = _specs(args)
     files = list_images(args.data, args.limit)
     pipe = None
-    if args.codec != "webp":
+    if args.codec not in BASELINES:
         pipe = load_pipeline(args)
         _check_models(pipe, specs)
     device = pipe.device if pipe is not None else torch.device(args.device or "cpu")

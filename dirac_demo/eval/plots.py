@@ -19,8 +19,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from ..pipeline import NUM_RESPACED  # noqa: E402
 
-CODEC_LABEL = {"jpeg": "JPEG", "neural": "Neural", "webp": "WebP"}
-CODEC_COLOR = {"jpeg": "tab:blue", "neural": "tab:red", "webp": "tab:gray"}
+CODEC_LABEL = {"jpeg": "JPEG", "neural": "Neural", "webp": "WebP", "avif": "AVIF"}   # in table order
+CODEC_COLOR = {"jpeg": "tab:blue", "neural": "tab:red", "webp": "tab:gray", "avif": "tab:purple"}
 VARIANT_STYLE = {"main": "-", "full_steps": "--", "no_threshold": ":", "refined": "-.", "paper_spacing": (0, (1, 3))}
 
 
@@ -32,15 +32,18 @@ def load(paths: list[str | Path]) -> list[dict]:
 def points(docs: list[dict], variant: str | None = "main") -> list[dict]:
     """Rate points of the evaluation documents (copies tagged with "_doc" and "_images").
 
-    With a ``variant``, a (codec, rate) evaluated in several documents appears once: from the
-    document with the most images, then with the most recorded DIRAC steps (a base-only run
-    beside a full one), then the first.
+    Points are grouped by codec in the order of :data:`CODEC_LABEL`, each codec's in the order of
+    the documents. With a ``variant``, a (codec, rate) evaluated in several documents appears once:
+    from the document with the most images, then with the most recorded DIRAC steps (a base-only
+    run beside a full one), then the first.
     """
     out = []
     for n, doc in enumerate(docs):
         if doc.get("schema", "").startswith("dirac_demo.evaluate/"):
             out += [dict(p, _doc=n, _images=len(doc["images"])) for p in doc["points"]
                     if variant is None or p["variant"] == variant]
+    order = list(CODEC_LABEL)
+    out.sort(key=lambda p: order.index(p["codec"]))   # stable: documents' order within a codec
     if variant is None:
         return out
     best: dict[tuple, dict] = {}

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..codecs.jpeg import ijg_scale
 from ..errors import InputError
 from ..images import load_image
 
@@ -81,13 +82,40 @@ def to_tensor(batch: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2).float().div(255.0)
 
 
-def jpeg_roundtrip(batch: np.ndarray, qualities: np.ndarray) -> np.ndarray:
-    """JPEG-compress each uint8 crop at its quality factor and decode it (Pillow)."""
+# mozjpeg's default quantisation tables (its jcparam.c, table set 3 by N. Robidoux), natural
+# order, the same for luma and chroma: the most common tables in the wild that are not IJG's
+MOZJPEG_TABLE = (16, 16, 16, 18, 25, 37, 56, 85, 16, 17, 20, 27, 34, 40, 53, 75,
+                 16, 20, 24, 31, 43, 62, 91, 135, 18, 27, 31, 40, 53, 74, 106, 156,
+                 25, 34, 43, 53, 69, 94, 131, 189, 37, 40, 62, 74, 94, 124, 169, 238,
+                 56, 53, 91, 106, 131, 169, 226, 311, 85, 75, 135, 156, 189, 238, 311, 418)
+# JPEG writers a mixed training set draws from: Pillow's default (IJG tables, 4:2:0), other
+# chroma subsampling, mozjpeg's tables, and a file compressed twice
+JPEG_WRITERS = ("pillow", "444", "422", "mozjpeg-tables", "double")
+
+
+def jpeg_bytes(img: Image.Image, quality: int, writer: str = "pillow",
+               rng: np.random.Generator | None = None) -> bytes:
+    """``img`` as a JPEG file at IJG quality ``quality``, written the way ``writer`` (one of
+    :data:`JPEG_WRITERS`) would; "double" first writes it at a quality up to 25 above."""
+    buf = io.BytesIO()
+    if writer == "double":
+        first = int(min(95, quality + (rng or np.random.default_rng()).integers(0, 26)))
+        img = Image.open(io.BytesIO(jpeg_bytes(img, first))).convert("RGB")
+        writer = "pillow"
+    kw = {"444": {"quality": int(quality), "subsampling": 0}, "422": {"quality": int(quality), "subsampling": 1},
+          "mozjpeg-tables": {"qtables": [list(ijg_scale(MOZJPEG_TABLE, quality))] * 2, "subsampling": 2}}
+    img.save(buf, format="JPEG", **kw.get(writer, {"quality": int(quality)}))
+    return buf.getvalue()
+
+
+def jpeg_roundtrip(batch: np.ndarray, qualities: np.ndarray, writers: list[str] | None = None,
+                   rng: np.random.Generator | None = None) -> np.ndarray:
+    """JPEG-compress each uint8 crop at its quality factor (with its writer, default Pillow's) and
+    decode it (Pillow)."""
     out = np.empty_like(batch)
     for i, (img, q) in enumerate(zip(batch, qualities)):
-        buf = io.BytesIO()
-        Image.fromarray(img).save(buf, format="JPEG", quality=int(q))
-        out[i] = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+        data = jpeg_bytes(Image.fromarray(img), int(q), writers[i] if writers else "pillow", rng)
+        out[i] = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
     return out
 
 
@@ -98,14 +126,21 @@ def sample_jpeg_quality(rng: np.random.Generator, n: int, qmin: int, qmax: int) 
 
 
 class JpegPairs:
-    """Picklable batch transform for worker processes: uint8 crops -> (x, JPEG(x)) in [0, 1]."""
+    """Picklable batch transform for worker processes: uint8 crops -> (x, JPEG(x)) in [0, 1].
 
-    def __init__(self, qmin: int, qmax: int) -> None:
-        self.qmin, self.qmax = qmin, qmax
+    ``writers``: the JPEG writers drawn from uniformly per crop (default: Pillow's alone).
+    """
+
+    def __init__(self, qmin: int, qmax: int, writers: tuple[str, ...] = ("pillow",)) -> None:
+        unknown = set(writers) - set(JPEG_WRITERS)
+        if unknown:
+            raise ValueError(f"unknown JPEG writers {sorted(unknown)}; choose from {JPEG_WRITERS}")
+        self.qmin, self.qmax, self.writers = qmin, qmax, tuple(writers)
 
     def __call__(self, batch: np.ndarray, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         q = sample_jpeg_quality(rng, len(batch), self.qmin, self.qmax)
-        return to_tensor(batch), to_tensor(jpeg_roundtrip(batch, q))
+        writers = None if self.writers == ("pillow",) else list(rng.choice(self.writers, len(batch)))
+        return to_tensor(batch), to_tensor(jpeg_roundtrip(batch, q, writers, rng))
 
 
 class _BatchStream(torch.utils.data.IterableDataset):

@@ -34,7 +34,7 @@ from ..diffusion.unet import ResidualUNet, UNetConfig
 from .common import (FiniteGuard, Process, Progress, Run, add_lr_arguments, add_run_arguments, crop_samplers,
                      crop_stream, hardware, load_checkpoint, mse_psnr, new_adam, rank_seed, resume, start_process,
                      unwrap, use_bf16)
-from .data import JpegPairs, to_tensor
+from .data import JPEG_WRITERS, JpegPairs, to_tensor
 
 LOG_FIELDS = ["step", "loss", "loss_focus", "seconds", "val_gain_db", "val_gain_last_db", "val_swd_ratio", "lr"]
 PLOT_COLUMNS = ["loss", "loss_focus", "val_gain_db", "val_swd_ratio"]
@@ -60,6 +60,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="Min-SNR-γ loss weighting, w_t = min(SNR_t, γ) (default: w_t = 1, eq. 1)")
     p.add_argument("--qf-min", type=int, default=5)
     p.add_argument("--qf-max", type=int, default=50)
+    p.add_argument("--jpeg-writers", nargs="+", default=["pillow"], choices=JPEG_WRITERS,
+                   help="JPEG writers drawn from per crop (default: Pillow's alone; see train.data.jpeg_bytes)")
     p.add_argument("--channels", default="64,128,192,256")
     p.add_argument("--blocks", default="1,2,2,2")
     p.add_argument("--bf16", choices=["auto", "on", "off"], default="auto",
@@ -94,7 +96,7 @@ class PairMaker:
     def __init__(self, args: argparse.Namespace, rng: np.random.Generator, device: torch.device) -> None:
         self.args, self.rng, self.device = args, rng, device
         self.codec = None
-        self.jpeg = JpegPairs(args.qf_min, args.qf_max)
+        self.jpeg = JpegPairs(args.qf_min, args.qf_max, tuple(args.jpeg_writers))
         if args.base == "neural":
             from ..weights import load_codec
             self.codec = load_codec(args.codec_weights).eval().to(device)
@@ -204,8 +206,8 @@ class DiracTrainer:
         self.abar = torch.tensor(self.schedule.alphas_cumprod, dtype=torch.float32)
         self.weights = torch.tensor(snr_weights(self.schedule.alphas_cumprod, args.snr_gamma, args.focus_t,
                                                 args.focus_p), dtype=torch.float32)
-        self.meta = {"base": args.base, "qf_range": [args.qf_min, args.qf_max], "crop": args.crop,
-                     "batch": args.batch * args.accum * proc.world, "lr": self.opt.param_groups[0]["lr"],
+        self.meta = {"base": args.base, "qf_range": [args.qf_min, args.qf_max], "jpeg_writers": args.jpeg_writers,
+                     "crop": args.crop, "batch": args.batch * args.accum * proc.world, "lr": self.opt.param_groups[0]["lr"],
                      "focus_t": args.focus_t, "focus_p": args.focus_p, "snr_gamma": args.snr_gamma,
                      "hardware": hardware(proc.device)}
         if (init := started_from(args, init_meta, ckpt)) is not None:

@@ -1,5 +1,7 @@
 """The JPEG base codec: Pillow's bytes, its quality range, corrupt payloads."""
 import io
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -53,6 +55,16 @@ def test_quality_estimate_is_exact_for_ijg_tables(photo, mode, subsampling):
     extra = {} if subsampling < 0 else {"subsampling": subsampling}
     for q in range(1, 101):
         assert estimate_quality(_tables(img, quality=q, **extra)) == (q, True), q
+
+
+@pytest.mark.skipif(shutil.which("cjpeg") is None, reason="cjpeg (Debian libjpeg-turbo-progs) is not installed")
+def test_quality_estimate_is_exact_for_cjpeg_files(photo, tmp_path):
+    """libjpeg-turbo's cjpeg keeps 16-bit table entries below quality 25 unless -baseline."""
+    src = tmp_path / "in.ppm"
+    photo.crop((0, 0, 64, 64)).save(src)
+    for q in range(1, 101):
+        data = subprocess.run(["cjpeg", "-quality", str(q), str(src)], capture_output=True, check=True).stdout
+        assert estimate_quality(Image.open(io.BytesIO(data)).quantization) == (q, True), q
 
 
 def test_quality_estimate_for_other_tables_is_the_nearest_scale(photo):

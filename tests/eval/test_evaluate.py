@@ -7,10 +7,12 @@ from PIL import Image
 
 from dirac_demo import __version__
 from dirac_demo.eval import benchmark, metrics, plots, report
-from dirac_demo.eval.evaluate import list_images, main, report_steps, webp_roundtrip
+from dirac_demo.eval.evaluate import list_images, main, report_steps
 from dirac_demo.images import from_signed, to_signed
 from dirac_demo.images import pil_to_tensor
 from dirac_demo.pipeline import StepResult
+from dirac_demo.quality import bits_per_pixel
+from dirac_demo.references import encode_avif, roundtrip
 from dirac_demo.diffusion.sampler import update_angle
 from dirac_demo.weights import export_codec, export_dirac
 
@@ -67,8 +69,8 @@ def test_list_images_and_webp(data):
     files = list_images(data, limit=2)
     assert [f.name for f in files] == ["im0.png", "im1.png"] and len(list_images(data)) == 3
     img = Image.open(files[0]).convert("RGB")
-    lo, x_lo = webp_roundtrip(img, 5)
-    hi, x_hi = webp_roundtrip(img, 95)
+    lo, x_lo = roundtrip("webp", img, 5)
+    hi, x_hi = roundtrip("webp", img, 95)
     assert lo[:4] == b"RIFF" and len(lo) < len(hi) and x_lo.shape == (1, 3, 72, 96)
     x = pil_to_tensor(img)
     assert metrics.psnr(x_hi, x) > metrics.psnr(x_lo, x)
@@ -149,9 +151,38 @@ def test_evaluate_neural_comparisons_plots_and_report(data, tiny_assets, tmp_pat
     assert report.main(["--from", str(tmp_path / "neural.json"), "--out", str(tmp_path / "r2.md")]) == 0
 
 
+def test_evaluate_avif_beside_webp(data, tmp_path):
+    """AVIF is a base-only baseline like WebP: real files, its own curve, rows after WebP's, a BD-rate row."""
+    avif = _run(tmp_path, "avif", "--data", data, "--codec", "avif", "--quality", 10, 30, 50, 70, "--limit", 2,
+                "--no-lpips", "--no-fid")
+    webp = _run(tmp_path, "webp", "--data", data, "--codec", "webp", "--quality", 5, 30, 60, 90, "--limit", 2,
+                "--no-lpips", "--no-fid")
+    pts = avif["points"]
+    assert [(p["codec"], p["rate"], p["rate_param"]) for p in pts] == [("avif", q, "quality") for q in (10, 30, 50, 70)]
+    assert all(p["steps"] == [] and p["num_steps"] == 0 and p["threshold"] is None and p["spacing"] is None
+               for p in pts)
+    # bpp from the real .avif files, recomputed independently; more quality, more bytes and PSNR
+    images = [Image.open(f).convert("RGB") for f in list_images(data, limit=2)]
+    assert pts[1]["bpp"] == pytest.approx(np.mean([bits_per_pixel(len(encode_avif(im, 30)), im.width, im.height)
+                                                   for im in images]))
+    assert pts[1]["bpp_payload"] == pts[1]["bpp"]
+    assert all(a["bpp"] < b["bpp"] and a["base"]["psnr"] < b["base"]["psnr"] for a, b in zip(pts, pts[1:]))
+    # listed first, AVIF still comes after WebP in the tables and the curves
+    text = report.render([avif, webp])
+    claim1 = text.split("### Claim 1")[1].split("###")[0]
+    assert claim1.index("| WebP | quality 5 |") < claim1.index("| AVIF | quality 10 |")
+    assert "| AVIF | WebP |" in text.split("### BD-rate")[1]
+    assert list(plots.curves([avif, webp], "swd")) == [("webp", "base"), ("avif", "base")]
+    assert "rate_perception.png" in {f.name for f in plots.render_all([avif, webp], tmp_path / "figs")}
+
+
 @pytest.mark.parametrize("args", [["--codec", "jpeg", "--lmbda", "0.01"],
                                   ["--codec", "jpeg", "--threshold-compare", "--no-threshold"],
                                   ["--codec", "webp", "--full-steps-compare"],
+                                  ["--codec", "avif", "--threshold-compare"],
+                                  ["--codec", "avif", "--quality", "101"],
+                                  ["--codec", "avif", "--qf", "10"],
+                                  ["--codec", "jpeg", "--quality", "10"],
                                   ["--codec", "jpeg", "--steps", "101"],
                                   ["--codec", "jpeg", "--refine", "5"],
                                   ["--codec", "neural", "--refine", "-1"],

@@ -40,7 +40,7 @@ def test_train_dirac_jpeg_resume_and_export(data_dir, tmp_path):
     out = tmp_path / "run"
     args = ["--data", str(data_dir), "--out", str(out), "--crop", "32", "--batch", "2", "--bf16", "off",
             "--save-every", "2", "--val-every", "2", *TINY]
-    assert train_dirac.main(args + ["--steps", "3", "--lr", "3e-5"]) == 0
+    assert train_dirac.main(args + ["--steps", "3", "--lr", "3e-5", "--jpeg-writers", "pillow", "444"]) == 0
     ck = torch.load(out / "checkpoint.pt", weights_only=False)
     assert ck["step"] == 3 and ck["opt"]["param_groups"][0]["lr"] == 3e-5
     assert train_dirac.main(args + ["--steps", "4"]) == 0          # resumes at step 3, keeps its lr
@@ -195,6 +195,27 @@ def test_jpeg_roundtrip_is_the_receivers_jpeg():
         assert torch.equal(thresholds.jpeg_roundtrip(to_tensor(crops), q), receiver)
     mixed = jpeg_roundtrip(crops, [5, 50, 95])
     assert np.array_equal(mixed[1], jpeg_roundtrip(crops[1:2], [50])[0]) and not np.array_equal(mixed[0], mixed[2])
+
+
+def test_jpeg_writers_write_what_a_receiver_reads_as_such():
+    """Each writer of the mixed training set: the receiver's reading of its file (subsampling,
+    whether the quality factor is exact) is that writer's."""
+    from dirac_demo.codecs import read
+    from dirac_demo.train.data import JPEG_WRITERS, JpegPairs, jpeg_bytes
+    img = Image.fromarray(np.random.default_rng(1).integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    rng = np.random.default_rng(0)
+    seen = {}
+    for writer in JPEG_WRITERS:
+        enc = read(jpeg_bytes(img, 30, writer, rng))
+        facts = enc.extra["jpeg_file"]
+        seen[writer] = (facts["subsampling"], facts["quality_exact"], enc.quality == 30)
+    assert seen == {"pillow": ("4:2:0", True, True), "444": ("4:4:4", True, True), "422": ("4:2:2", True, True),
+                    "mozjpeg-tables": ("4:2:0", False, False), "double": ("4:2:0", True, True)}
+    with pytest.raises(ValueError):
+        JpegPairs(5, 90, ("pillow", "gif"))
+    crops = np.asarray(img)[None].repeat(6, 0)
+    x, xb = JpegPairs(5, 90, JPEG_WRITERS)(crops, np.random.default_rng(2))
+    assert x.shape == xb.shape == (6, 3, 48, 64) and not torch.equal(x, xb)
 
 
 def test_threshold_files_with_and_without_the_version_read_alike(tmp_path):
