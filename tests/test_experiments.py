@@ -9,12 +9,15 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+
+from dirac_demo.images import pil_to_tensor
 
 from dirac_demo.eval.heldout import run_steps
 
@@ -103,3 +106,19 @@ def test_eps_scaling_with_k_zero_is_the_pipelines_sampler(pipe, photo, codec, ra
     # ε scaling changes only the re-noising: the first step is the same, the later ones are not
     assert torch.equal(scaled.kept[1][0], plain.kept[1][0])
     assert not torch.equal(scaled.final[0], plain.final[0])
+
+
+def test_jpeg_encoders_reads_each_writers_file_as_a_receiver_does(pipe, photo):
+    enc = _load("jpeg_encoders")
+    originals = [(photo, pil_to_tensor(photo))]
+    expect = {"pillow": ("4:2:0", True), "pillow-422": ("4:2:2", True)}
+    if shutil.which("cjpeg"):
+        expect |= {"cjpeg-444": ("4:4:4", True), "cjpeg-420-prog": ("4:2:0", True),
+                   "cjpeg-moz-tables": ("4:2:0", False)}
+    for name, (subsampling, exact) in expect.items():
+        row = enc.measure(pipe, originals, enc.ENCODERS[name], 20, 2)
+        assert (row["subsampling"], row["exact"]) == (subsampling, exact), name
+        assert (row["estimated_qf"] == 20) == exact and row["bpp"] > 0
+        first, last, ratio = enc.targets(20)
+        assert row["meets_targets"] == (row["gain_first"] >= first and row["gain_last"] >= last
+                                        and row["swd_ratio"] <= ratio)
