@@ -22,13 +22,15 @@ from dirac_demo import Compressed, DiracError, DiracPipeline, InputError, StepRe
 from dirac_demo.codecs import read as read_encoded
 from dirac_demo.codecs.neural import MAX_REFINE
 from dirac_demo.errors import TooLargeError
+from dirac_demo.references import references
 from dirac_demo.ui_state import (APP_MAX_PIXELS, DEFAULT_NEURAL_RATE, DEFAULT_QF, DEFAULT_STEPS, MAX_SEED,
                                    MAX_STEPS, NEURAL_RATE_INFO, NEURAL_RATE_LABEL, NEURAL_RATE_MAX,
-                                   NEURAL_RATE_MIN, QF_INFO, REFINE_INFO, REFINE_LABEL, STEPS_INFO, STEPS_LABEL,
-                                   THRESHOLD_INFO, THRESHOLD_LABEL, UI_REFINE_ITERS, RunRecord, StopFlag,
-                                   api_rate, cleanup_record, device_label, downscale_advice, downscale_label,
-                                   file_stem, flag, has_threshold_table, jpeg_offer, lmbda_from_slider, lmbda_text,
-                                   missing_model_note, models_markdown, read_bitstream, usable_steps, whole)
+                                   NEURAL_RATE_MIN, PLANE_COLORS, PLANE_NOTE, QF_INFO, REFINE_INFO, REFINE_LABEL,
+                                   STEPS_INFO, STEPS_LABEL, THRESHOLD_INFO, THRESHOLD_LABEL, UI_REFINE_ITERS,
+                                   RunRecord, StopFlag, api_rate, cleanup_record, device_label, downscale_advice,
+                                   downscale_label, file_stem, flag, has_threshold_table, jpeg_offer,
+                                   lmbda_from_slider, lmbda_text, missing_model_note, models_markdown,
+                                   read_bitstream, same_bytes_codecs, usable_steps, whole)
 
 try:   # ZeroGPU on Hugging Face Spaces: the GPU is attached only inside spaces.GPU functions
     import spaces
@@ -43,7 +45,7 @@ CSS = """
 .crop-view .image-frame { flex: none !important; }
 .crop-view img { object-fit: none !important; max-width: none !important; max-height: none !important;
                  width: auto !important; height: auto !important; image-rendering: pixelated; }
-.psnr-plot { max-width: 760px; }
+.plane-plot { max-width: 760px; }
 """
 LOG = logging.getLogger("dirac_demo.app")
 
@@ -60,9 +62,10 @@ def _on_gpu(fn):
 @_on_gpu
 def gpu_send(key: int, image: str, codec: str, rate: float, steps: int, seed: int, threshold: bool,
              downscale: bool, refine: int):
-    """:meth:`DiracPipeline.run` on a registered pipeline (on ZeroGPU: with the GPU attached)."""
+    """:meth:`DiracPipeline.run` on a registered pipeline, each step with its live SWD (on ZeroGPU:
+    with the GPU attached)."""
     yield from _PIPELINES[key].run(image, codec, rate, steps, seed=seed, threshold=threshold,
-                                   downscale=downscale, refine=refine)
+                                   downscale=downscale, refine=refine, with_swd=True)
 
 
 @_on_gpu
@@ -79,7 +82,7 @@ class Panel:
     status: gr.Markdown
     base: gr.Image
     current: gr.Image
-    plot: gr.LinePlot
+    plot: gr.ScatterPlot
     step: gr.Slider
     step_md: gr.Markdown
     reference: gr.Radio
@@ -94,7 +97,7 @@ class Panel:
 
     @property
     def outputs(self) -> list:
-        controls = {"reference", "zoom", "stop"}
+        controls = {"zoom", "stop"}      # the reference radio is an output too: its choices follow the run
         return [getattr(self, f.name) for f in fields(self)
                 if f.name not in controls and getattr(self, f.name) is not None]
 
@@ -145,12 +148,12 @@ class DiracDemo:
                                               False)
             # the previous run's outputs go at once; say why the page waits for the encoder
             yield self._cleared(f"Refining the encoding for a smaller file ({refine} iterations)…" if refine
-                                else "Compressing…")
+                                else "Compressing…", _SENDER_REFERENCES, view[0])
             yield from self._stream(events, steps, file_stem(image), stop, view)
         except TooLargeError as exc:
-            yield self._failed(exc.advise(downscale_advice(self.pipe.max_pixels)))
+            yield self._failed(exc.advise(downscale_advice(self.pipe.max_pixels)), _SENDER_REFERENCES, view[0])
         except DiracError as exc:
-            yield self._failed(exc)
+            yield self._failed(exc, _SENDER_REFERENCES, view[0])
 
     def receive(self, path, steps, seed, threshold, previous, stop: StopFlag, *view,
                 missing: str = "Upload a .drc bitstream file first."):
@@ -160,10 +163,10 @@ class DiracDemo:
         try:
             path = _upload(path, missing)
             events, steps = self._receive_events(path, steps, seed, threshold, strict=False)
-            yield self._cleared("Decoding…")
+            yield self._cleared("Decoding…", ["base"], view[0])
             yield from self._stream(events, steps, file_stem(path), stop, view)
         except DiracError as exc:
-            yield self._failed(exc)
+            yield self._failed(exc, ["base"], view[0])
 
     def enhance_file(self, image, *rest):
         """Sender tab, for a JPEG upload: enhance the file as it is (its bytes are the bitstream)."""
@@ -180,7 +183,9 @@ class DiracDemo:
             return {}
         k = min(int(k), record.steps_run)
         crop = record.save(f"crop_{k}_{cx:g}_{cy:g}_{zoom}", record.crop(k, cx, cy, int(zoom)))
-        return {"step_md": record.step_line(k, self.device), "compare": record.pair(k, reference),
+        shot = record.same_bytes.get(reference)
+        line = record.step_line(k, self.device) + (f"  \nCompared with {shot.facts()}" if shot else "")
+        return {"step_md": line, "compare": record.pair(k, reference), "plot": _plot(record, k),
                 "crop": crop, "png": gr.update(value=str(record.frame_file(k)), interactive=True)}
 
     def pick_crop(self, record, evt: gr.SelectData) -> tuple:
@@ -243,19 +248,23 @@ class DiracDemo:
 
     # ---- streaming --------------------------------------------------------------------
     def _stream(self, events, steps, stem, stop: StopFlag, view):
-        """Page updates from pipeline events; the Stop button is honoured between steps."""
+        """Page updates from pipeline events; the Stop button is honoured between steps. On the
+        sender's side, the WebP and AVIF files of the same bytes follow the last step."""
         record = None
         with closing(events):
             for ev in events:
                 if isinstance(ev, Compressed):
                     record = RunRecord.start(ev, steps, stem, self.workroot)
-                    yield self._started(record)
+                    view = (record.reference_or_default(view[0]), *view[1:])
+                    yield self._started(record, view[0])
                 elif isinstance(ev, StepResult):
                     record.add(ev)
                     yield self._progress(record)
                 if stop.requested and record is not None:
                     break
         yield self._finished(record, view)
+        if record.original is not None:
+            yield self._same_bytes(record)
 
     def _api_stream(self, events, steps, stem):
         record = None
@@ -272,51 +281,77 @@ class DiracDemo:
         finally:
             cleanup_record(record)
 
-    def _started(self, record: RunRecord) -> dict:
+    def _started(self, record: RunRecord, reference: str) -> dict:
         base = record.frame_file(0)
+        running = "Running DIRAC… " if record.total else ""
         return {"record": record, "base": base, "current": base,
-                "status": record.summary() + ("\n\nRunning DIRAC…" if record.total else ""),
-                "plot": _plot(record), "step": gr.update(maximum=max(record.total, 1), value=0, interactive=False),
+                "status": _lines(record.summary(), running + record.same_bytes_pending()),
+                "plot": _plot(record, 0), "step": gr.update(maximum=max(record.total, 1), value=0, interactive=False),
+                "reference": gr.update(choices=record.reference_choices(), value=reference),
                 "drc": gr.update(value=str(record.bitstream_path), interactive=True,
                                  label=f"Download bitstream (.{record.suffix})")}
 
     def _progress(self, record: RunRecord) -> dict:
         k = record.steps_run
-        return {"record": record, "current": record.frame_file(k), "plot": _plot(record),
-                "status": record.summary() + "\n\n" + record.step_line(k, self.device),
+        return {"record": record, "current": record.frame_file(k), "plot": _plot(record, k),
+                "status": _lines(record.summary(), record.step_line(k, self.device), record.same_bytes_pending()),
                 "step": gr.update(value=k)}
+
+    def _done(self, record: RunRecord) -> str:
+        k = record.steps_run
+        if k < record.total:
+            return f"Stopped after {k} of {record.total} steps; move the step slider to see each one."
+        note = missing_model_note(self.pipe, record.codec) if record.total == 0 else None
+        return f"Done: {k} DIRAC steps; move the step slider to see every one." if k else note or "Done."
 
     def _finished(self, record: RunRecord, view) -> dict:
         k = record.steps_run
-        note = missing_model_note(self.pipe, record.codec) if record.total == 0 else None
-        if k < record.total:
-            done = f"Stopped after {k} of {record.total} steps; move the step slider to see each one."
-        else:
-            done = f"Done: {k} DIRAC steps; move the step slider to see every one." if k else note or "Done."
-        return {"status": record.summary() + "\n\n" + done, "plot": _plot(record, final=True),
+        making = (f"Making WebP and AVIF files of at most {record.nbytes:,} bytes for comparison…"
+                  if record.original is not None else "")
+        return {"status": _lines(record.summary(), self._done(record), making),
                 "step": gr.update(maximum=max(k, 1), value=k, interactive=k > 0),
                 **self.view(record, k, *view)}
 
-    def _failed(self, exc: DiracError) -> dict:
+    def _same_bytes(self, record: RunRecord) -> dict:
+        """The WebP and AVIF files of at most the run's bytes, as points in the plane and references
+        for the before/after slider."""
+        codecs, left_out = same_bytes_codecs()
+        record.same_bytes_notes += left_out
+        record.add_same_bytes(references(record.original_tensor(), record.nbytes, codecs) if codecs else [])
+        return {"status": _lines(record.summary(), self._done(record), record.same_bytes_line()),
+                "plot": _plot(record, record.steps_run), "reference": gr.update(choices=record.reference_choices())}
+
+    def _failed(self, exc: DiracError, choices: list[str], reference: str) -> dict:
         gr.Warning(str(exc))
-        return self._cleared(f"⚠️ **{exc}**")
+        return self._cleared(f"⚠️ **{exc}**", choices, reference)
 
     @staticmethod
-    def _cleared(status: str) -> dict:
+    def _cleared(status: str, choices: list[str], reference: str) -> dict:
         """``status`` over an emptied panel: a new run deletes the previous run's files, so nothing
-        on the page may still point at them."""
+        on the page may still point at them (the reference radio keeps only ``choices``)."""
         off = gr.update(value=None, interactive=False)
         return {"record": None, "status": status, "base": None, "current": None, "plot": None,
                 "step": gr.update(value=0, interactive=False), "step_md": "", "compare": None, "crop": None,
+                "reference": gr.update(choices=choices, value=reference if reference in choices else choices[0]),
                 "png": off, "drc": off}
 
 
-def _plot(record: RunRecord, final: bool = False):
-    """The plot's update. New limits make the browser rebuild the chart asynchronously, losing step
-    updates that arrive meanwhile, so x is set as a run starts and y once its last step is in."""
-    x_lim, y_lim = record.plot_limits()
-    done = final or record.steps_run == record.total
-    return gr.update(value=record.plot_data(), x_lim=x_lim, y_lim=y_lim if done else None)
+_SENDER_REFERENCES = ["original", "base"]
+
+
+def _lines(*parts: str) -> str:
+    """The status text: its non-empty parts as paragraphs."""
+    return "\n\n".join(p for p in parts if p)
+
+
+def _plot(record: RunRecord, chosen: int):
+    """The distortion–perception plane's update: its points, the chosen step marked. While steps
+    stream only the data changes and the axes follow it (new limits make the browser rebuild the
+    chart asynchronously, losing updates that arrive meanwhile). Once the WebP and AVIF files are in,
+    the limits are set to hold every point: the rebuild also gives their kinds a colour, which a
+    data update alone does not."""
+    x_lim, y_lim = record.plane_limits()
+    return gr.update(value=record.plane_data(chosen), x_lim=x_lim, y_lim=y_lim, visible=record.original is not None)
 
 
 def _refused(endpoint: str, exc: DiracError) -> gr.Error:
@@ -347,9 +382,10 @@ def _results(kind: str) -> Panel:
         base = gr.Image(label="Base reconstruction (step 0)", format="png", interactive=False, height=300)
         current = gr.Image(label="Latest DIRAC step (click to place the crop)", format="png",
                            interactive=False, height=300, elem_id=f"{kind}-current")
-    plot = gr.LinePlot(x="step", y="psnr", x_title="Enhancement step (0 = base)", y_title="PSNR (dB)",
-                       y_axis_format=".2~f", title="PSNR against step", height=220, visible=sender,
-                       x_lim=[0, DEFAULT_STEPS], elem_classes="psnr-plot")
+    plot = gr.ScatterPlot(x="swd", y="psnr", color="point", x_title="SWD (lower: more realistic texture)",
+                          y_title="PSNR (dB)", color_title="", y_axis_format=".2~f", color_map=PLANE_COLORS,
+                          title="Distortion–perception plane", caption=PLANE_NOTE, tooltip=["frame", "psnr", "swd"],
+                          visible=sender, elem_id=f"{kind}-plane", elem_classes="plane-plot")
     gr.Markdown("### Distortion–perception traversal\nEarly steps keep fidelity (PSNR); later steps add "
                 "detail. Every frame of the run is kept, so the slider shows any step instantly.")
     step = gr.Slider(0, DEFAULT_STEPS, value=0, step=1, label="Show step (0 = base)", interactive=False,
@@ -360,7 +396,7 @@ def _results(kind: str) -> Panel:
     with gr.Row():
         with gr.Column():
             reference = gr.Radio(["original", "base"] if sender else ["base"], value="original" if sender
-                                 else "base", label="Compare the step with")
+                                 else "base", label="Compare the step with", elem_id=f"{kind}-reference")
             zoom = gr.Radio([("1×", 1), ("2×", 2), ("3×", 3)], value=2, label="Crop zoom (pixel copies)")
         with gr.Column():
             crop_x = gr.Slider(0, 100, value=50, step=1, label="Crop position x (%)")

@@ -57,6 +57,11 @@ def _open(src: ImageLike) -> Image.Image:
     return img
 
 
+def open_image(src: ImageLike) -> Image.Image:
+    """An image opened with the size guards, in its own mode (no conversion, no orientation)."""
+    return _open(src)
+
+
 def _to_rgb(img: Image.Image) -> Image.Image:
     if img.mode == "RGB":
         return img

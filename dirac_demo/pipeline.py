@@ -2,7 +2,9 @@
 
 :class:`DiracPipeline` owns device, dtype and models. :meth:`DiracPipeline.run` is a
 generator of events: one :class:`Compressed` (the real bytes, the base reconstruction and the
-original), one :class:`StepResult` per DDIM step, then one :class:`Finished`.
+original), one :class:`StepResult` per DDIM step, then one :class:`Finished`. With the original
+at hand and ``with_swd``, each event also carries the live SWD (:class:`.quality.LiveSWD`, a
+realism figure: lower is more realistic) beside PSNR and MS-SSIM.
 :meth:`DiracPipeline.run_bitstream` does the receiver's side from a file, with the same events.
 The page, the CLI and the evaluation consume these events as they are.
 """
@@ -22,7 +24,8 @@ from .codecs.bitstream import Encoded
 from .errors import BitstreamError, InputError, NoModelError, WeightsError
 from .images import (MAX_PIXELS, ImageLike, fit_pixels, from_signed, pad_to_multiple, pil_to_tensor, read_image,
                      to_signed)
-from .quality import bits_per_pixel, ms_ssim, psnr
+from .protect import pack_mask, read_mask
+from .quality import LiveSWD, bits_per_pixel, ms_ssim, psnr
 from .diffusion.sampler import Step, ddim_sample, late_start_noise, nearest_threshold
 from .diffusion.schedule import Schedule, Spacing
 from .weights import DiracModel, load_codec, load_dirac, resolve
@@ -43,6 +46,7 @@ class Compressed:
     seconds: float
     original: torch.Tensor | None = None   # the sender's input as coded (after any downscale)
     source_size: tuple[int, int] | None = None   # (width, height) of an input downscaled to fit; else None
+    swd: float | None = None      # live SWD against the original (run(with_swd=True)); else None
 
     @property
     def nbytes(self) -> int:
@@ -64,7 +68,8 @@ class StepResult:
     image: torch.Tensor
     psnr: float | None
     ms_ssim: float | None
-    seconds: float
+    seconds: float                # the network call and the update, not the metrics
+    swd: float | None = None      # live SWD against the original, when asked for and known
 
 
 @dataclass
@@ -188,12 +193,15 @@ class DiracPipeline:
 
     # ---- public API -----------------------------------------------------------------
     def compress(self, image: ImageLike, codec: str, rate: float, downscale: bool = False,
-                 with_ms_ssim: bool = True, refine: int = 0, callback=None) -> Compressed:
+                 with_ms_ssim: bool = True, refine: int = 0, callback=None,
+                 protect: ImageLike | None = None) -> Compressed:
         """Encode an image: the :class:`Compressed` event, holding the original it was made from.
 
         ``downscale``: shrink an image over ``max_pixels`` to fit (the event's ``source_size`` keeps
         its size) instead of refusing it. ``refine``: encoder-side latent refinement iterations for
-        the neural codec (SGA, :mod:`.refine`); ``callback(i, n)`` reports them.
+        the neural codec (SGA, :mod:`.refine`); ``callback(i, n)`` reports them. ``protect``: a
+        mask image (:func:`.protect.read_mask`) whose regions the receiver keeps at a fidelity
+        step; it travels in the file (:func:`.protect.pack_mask`) and its bytes count in the rate.
         """
         t0 = time.perf_counter()
         if refine and codec != "neural":
@@ -206,6 +214,8 @@ class DiracPipeline:
             enc = c.compress(x, int(round(rate)))
         else:
             enc = c.compress(x, float(rate), refine=refine, callback=callback)
+        if protect is not None:
+            enc.mask = pack_mask(read_mask(protect, enc.width, enc.height))
         data = bitstream.pack(enc)
         received = bitstream.parse(data)
         base = c.decompress(received)
@@ -226,24 +236,29 @@ class DiracPipeline:
 
     def enhance(self, base: torch.Tensor, enc: Encoded, steps: int = 20, stop: int | None = None,
                 seed: int = 0, threshold: bool = True, original: torch.Tensor | None = None,
-                with_ms_ssim: bool = True, eta: float = 0.0) -> Iterator[StepResult | Finished]:
+                with_ms_ssim: bool = True, eta: float = 0.0,
+                with_swd: bool = False) -> Iterator[StepResult | Finished]:
         """Residual DDIM with late start from ``base``: one :class:`StepResult` per step, then Finished.
 
         ``eta`` = 0 is the paper's deterministic DDIM; ``eta`` > 0 adds fresh seeded noise per step.
+        ``with_swd``: each step's live SWD against ``original`` (when given).
         """
         stop = check_run(steps, stop, eta)
-        yield from self._steps(base, enc, steps, stop, seed, threshold, original, with_ms_ssim, eta)
+        meter = LiveSWD(original) if with_swd and original is not None else None
+        yield from self._steps(base, enc, steps, stop, seed, threshold, original, with_ms_ssim, eta, meter)
 
     def _steps(self, base: torch.Tensor, enc: Encoded, steps: int, stop: int, seed: int, threshold: bool,
-               original: torch.Tensor | None, with_ms_ssim: bool, eta: float) -> Iterator[StepResult | Finished]:
-        """:meth:`enhance` with its arguments already checked."""
+               original: torch.Tensor | None, with_ms_ssim: bool, eta: float,
+               meter: LiveSWD | None = None) -> Iterator[StepResult | Finished]:
+        """:meth:`enhance` with its arguments already checked; ``meter`` measures each step's SWD."""
         image = base
         last = psnr(base, original) if original is not None else None
         if stop > 0:
             for step, image, seconds in self.trajectory(base, enc, steps, seed, threshold, eta):
                 p, m = self._metrics(image, original, with_ms_ssim)
                 last = p
-                yield StepResult(step.index + 1, steps, step.t, image, p, m, seconds)
+                yield StepResult(step.index + 1, steps, step.t, image, p, m, seconds,
+                                 meter(image) if meter is not None else None)
                 if step.index + 1 >= stop:
                     break
         yield Finished(image, last, stop, steps)
@@ -293,16 +308,22 @@ class DiracPipeline:
 
     def run(self, image: ImageLike, codec: str = "jpeg", rate: float = 10, steps: int = 20,
             stop: int | None = None, seed: int = 0, threshold: bool = True, downscale: bool = False,
-            with_ms_ssim: bool = True, eta: float = 0.0, refine: int = 0, callback=None) -> Iterator[Event]:
+            with_ms_ssim: bool = True, eta: float = 0.0, refine: int = 0, callback=None,
+            with_swd: bool = False) -> Iterator[Event]:
         """Sender and receiver in one: Compressed, then StepResult per step, then Finished.
 
         ``refine`` and ``callback`` go to :meth:`compress` (the neural codec's latent refinement).
+        ``with_swd``: the base and every step also get their live SWD against the original (the
+        original's side is computed once per run).
         """
         stop = check_run(steps, stop, eta)
         comp = self.compress(image, codec, rate, downscale, with_ms_ssim, refine, callback)
+        meter = LiveSWD(comp.original) if with_swd else None
+        if meter is not None:
+            comp.swd = meter(comp.base)
         yield comp
         yield from self._steps(comp.base, comp.encoded, steps, stop, seed, threshold, comp.original,
-                               with_ms_ssim, eta)
+                               with_ms_ssim, eta, meter)
 
     def run_bitstream(self, data: bytes, steps: int = 20, stop: int | None = None, seed: int = 0,
                       threshold: bool = True, eta: float = 0.0) -> Iterator[Event]:

@@ -1,7 +1,8 @@
-"""The per-step figures the page and the CLI show: PSNR, MS-SSIM and bits per pixel.
+"""The per-step figures: PSNR, MS-SSIM and bits per pixel (the page and the CLI), and the live SWD
+against one original (:class:`LiveSWD`, the page's realism figure).
 
-Cheap and weight-free; the evaluation metrics that need more (SWD, LPIPS, FID) live in
-:mod:`dirac_demo.eval.metrics`.
+Cheap and weight-free; the evaluation's measures (SWD over a set at 4096 patches, LPIPS, FID)
+live in :mod:`dirac_demo.eval.metrics`.
 """
 from __future__ import annotations
 
@@ -10,6 +11,11 @@ import math
 import torch
 
 from .images import quantize_8bit
+from .swd import SlicedWasserstein, num_levels
+
+# The live SWD's setting, chosen in experiments/live_realism.py (the evaluation's: 4096 patches, 4 × 128)
+LIVE_PATCHES = 1024
+LIVE_DIR_REPEATS, LIVE_DIRS_PER_REPEAT = 4, 32
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -29,3 +35,27 @@ def ms_ssim(a: torch.Tensor, b: torch.Tensor) -> float | None:
 def bits_per_pixel(nbytes: int, width: int, height: int) -> float:
     """Rate in bits per pixel of ``nbytes`` for a ``width`` x ``height`` image."""
     return nbytes * 8.0 / (width * height)
+
+
+class LiveSWD:
+    """Realism of single frames against one original: the SWD of :mod:`.swd` (lower = more realistic)
+    at a setting cheap enough for every step, ``LIVE_PATCHES`` patches per pyramid level and
+    4 × 32 directions.
+
+    The original's descriptors and sorted projections are computed once; every frame is sampled at
+    the same patch positions, so differences between frames are not sampling noise. One image's
+    1024 patches leave a floor far above the evaluation's set-level SWD (Karras et al. pool
+    thousands of images), so the figure ranks frames of one image (steps, base, WebP, AVIF) and is
+    not comparable with ``results/``.
+    """
+
+    def __init__(self, original: torch.Tensor, patches: int = LIVE_PATCHES, dir_repeats: int = LIVE_DIR_REPEATS,
+                 dirs_per_repeat: int = LIVE_DIRS_PER_REPEAT) -> None:
+        side = min(original.shape[-2:])
+        self.swd = SlicedWasserstein(num_levels(side), patches, dir_repeats, dirs_per_repeat, min_side=side)
+        self.swd.add_reference(original, 0)
+
+    def __call__(self, image: torch.Tensor) -> float:
+        """SWD ×10³ of ``image`` ((1, 3, H, W) in [0, 1], the original's size) against the original."""
+        self.swd.add("frame", image, 0)
+        return self.swd.distance("frame").mean

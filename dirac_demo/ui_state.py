@@ -2,7 +2,9 @@
 
 ``app.py`` builds the page and wires it to these; nothing here imports gradio or loads a model.
 A :class:`RunRecord` holds every frame of one run (base reconstruction, then each DDIM step), so
-moving the step slider afterwards only looks a frame up: it never runs the network again.
+moving the step slider afterwards only looks a frame up: it never runs the network again. On the
+sender's side it also holds the WebP and AVIF files of the same bytes (:class:`SameBytes`), each
+measured like the steps, for the distortion–perception plane and the before/after slider.
 """
 from __future__ import annotations
 
@@ -17,16 +19,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
+from PIL import Image, features
 
 from .codecs.bitstream import LMBDA_MAX, LMBDA_MIN
 from .codecs.jpeg import JPEG_FILE, is_jpeg_file, read_jpeg_file
 from .codecs.refine import DEFAULT_ITERS as UI_REFINE_ITERS
 from . import __version__
 from .errors import BitstreamError, InputError, NoModelError
-from .images import png_bytes, tensor_to_uint8
+from .images import pil_to_tensor, png_bytes, tensor_to_uint8
 from .pipeline import Compressed, DiracPipeline, StepResult
-from .quality import bits_per_pixel
+from .quality import LiveSWD, bits_per_pixel, psnr
+from .references import CODECS as SAME_BYTES_CODECS, Reference
 
 MAX_STEPS = 50                    # the page's cap on S: the paper needs at most 20 (Sec. 3.3)
 DEFAULT_STEPS = 20
@@ -41,7 +44,13 @@ MAX_BITSTREAM_BYTES = 16 << 20
 MAX_SEED = 2**32 - 1
 CROP_SIZE = 128                   # side of the 100% crop, in image pixels
 GAP = 8                           # white gap between the panels of the crop view
-PLOT_MIN_STEPS = DEFAULT_STEPS    # the plot's x axis spans at least this many steps, so its ticks are whole
+# The distortion–perception plane's point kinds (its colour column), steps first
+STEPS_POINTS, BASE_POINT, CHOSEN_POINT = "steps", "base", "chosen"
+PLANE_COLORS = {STEPS_POINTS: "#4c78a8", BASE_POINT: "#222222", CHOSEN_POINT: "#e45756", "WebP": "#54a24b",
+                "AVIF": "#7e57c2"}
+PLANE_NOTE = ("Each point is one frame: higher is closer to the original pixel by pixel (PSNR), further left "
+              "is more realistic texture (SWD). The first steps give the highest PSNR; later steps lower the SWD "
+              "while PSNR falls slightly, by design. WebP and AVIF: files of at most the same bytes.")
 
 # Visitor-facing labels: plain words first, the paper's terms in the info line.
 QF_INFO = "1 = fewest bytes, 100 = best quality"
@@ -105,6 +114,13 @@ def jpeg_offer(path: str | None) -> str | None:
             f"{quality}. DIRAC can enhance **the file as it is**, its own bytes the bitstream. Nothing is "
             "re-compressed, so there is no original to measure PSNR against: judge the steps by eye "
             "against the file's own decode.")
+
+
+def same_bytes_codecs() -> tuple[tuple[str, ...], list[str]]:
+    """The same-bytes codecs (WebP, AVIF) this server's Pillow can write, and a line for each it cannot."""
+    usable = tuple(c for c in SAME_BYTES_CODECS if features.check(c))
+    return usable, [f"{SAME_BYTES_CODECS[c][0]}: this server's Pillow cannot write it, so it is left out."
+                    for c in SAME_BYTES_CODECS if c not in usable]
 
 
 def rate_label(codec: str, rate: float) -> str:
@@ -226,6 +242,28 @@ def _db(v: float | None) -> str:
 
 
 @dataclass
+class SameBytes:
+    """A standard codec's file of the original at no more bytes than the run's, measured like a step."""
+
+    codec: str                        # "webp" | "avif"
+    name: str                         # "WebP" | "AVIF"
+    quality: int                      # Pillow quality 0..100
+    nbytes: int
+    frame: np.ndarray                 # the decoded file, (H, W, 3) uint8
+    psnr: float
+    swd: float
+
+    @property
+    def label(self) -> str:
+        """'WebP quality 37, 2,301 bytes'."""
+        return f"{self.name} quality {self.quality}, {self.nbytes:,} bytes"
+
+    def facts(self) -> str:
+        """'WebP quality 37, 2,301 bytes: PSNR 27.10 dB, SWD 61.2'."""
+        return f"{self.label}: PSNR {_db(self.psnr)}, SWD {self.swd:.1f}"
+
+
+@dataclass
 class RunRecord:
     """Every frame and metric of one run; ``frames[0]`` is the base, ``frames[k]`` DDIM step k."""
 
@@ -244,7 +282,11 @@ class RunRecord:
     frames: list[np.ndarray] = field(default_factory=list)
     psnr: list[float | None] = field(default_factory=list)
     ms_ssim: list[float | None] = field(default_factory=list)
+    swd: list[float | None] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
+    same_bytes: dict[str, SameBytes] = field(default_factory=dict)   # by codec, once measured
+    same_bytes_notes: list[str] = field(default_factory=list)        # why a codec has no file
+    same_bytes_done: bool = False                                     # the files were made (or left out)
 
     @classmethod
     def start(cls, comp: Compressed, total: int, stem: str, root: str | Path) -> RunRecord:
@@ -258,6 +300,7 @@ class RunRecord:
         rec.frames.append(tensor_to_uint8(comp.base))
         rec.psnr.append(comp.psnr)
         rec.ms_ssim.append(comp.ms_ssim)
+        rec.swd.append(comp.swd)
         rec.seconds.append(comp.seconds)
         rec.bitstream_path.write_bytes(comp.bitstream)
         return rec
@@ -267,7 +310,22 @@ class RunRecord:
         self.frames.append(tensor_to_uint8(ev.image))
         self.psnr.append(ev.psnr)
         self.ms_ssim.append(ev.ms_ssim)
+        self.swd.append(ev.swd)
         self.seconds.append(ev.seconds)
+
+    def add_same_bytes(self, refs: list[Reference]) -> None:
+        """Keep the WebP and AVIF files made for this run's byte count, each with its PSNR and live
+        SWD against the original; a codec without a file within the budget keeps its reason."""
+        original = self.original_tensor()
+        meter = LiveSWD(original)
+        for ref in refs:
+            if ref.image is None:
+                self.same_bytes_notes.append(ref.reason)
+                continue
+            self.same_bytes[ref.codec] = SameBytes(ref.codec, ref.name, ref.quality, ref.nbytes,
+                                                   tensor_to_uint8(ref.image), psnr(ref.image, original),
+                                                   meter(ref.image))
+        self.same_bytes_done = True
 
     @property
     def steps_run(self) -> int:
@@ -286,18 +344,22 @@ class RunRecord:
         line = (f"**{rate_label(self.codec, self.rate)}** · {self.width}×{self.height} · "
                 f"{self.nbytes:,} bytes · {self.bpp:.4f} bits per pixel (bpp)")
         if self.source_size:
-            line += (" · downscaled from {}×{} to {}×{}: PSNR is measured against the downscaled image"
+            line += (" · downscaled from {}×{} to {}×{}: PSNR and SWD are measured against the downscaled image"
                      .format(*self.source_size, self.width, self.height))
         line += f" · {self.note}" if self.note else ""
         if self.psnr[0] is None:
-            return line + " · the file is all there is: no original, so no PSNR"
-        return line + f" · base PSNR {_db(self.psnr[0])}" + self._ssim(0)
+            return line + " · the file is all there is: no original, so no PSNR or SWD"
+        return line + f" · base PSNR {_db(self.psnr[0])}" + self._ssim(0) + self._swd(0)
 
     def _ssim(self, k: int) -> str:
         return f", MS-SSIM {self.ms_ssim[k]:.4f}" if self.ms_ssim[k] is not None else ""
 
+    def _swd(self, k: int) -> str:
+        return f", SWD {self.swd[k]:.1f}" if self.swd[k] is not None else ""
+
     def step_line(self, k: int, device: str = "") -> str:
-        """Metrics of frame k, e.g. 'Step 7 of 20 · PSNR 27.05 dB (−0.31 vs base) · 0.84 s/step'."""
+        """Metrics of frame k, e.g. 'Step 7 of 20 · PSNR 27.05 dB (−0.31 vs base), SWD 63.2 (−7.1 vs
+        base) · 0.84 s per step'."""
         where = f" on {device}" if device else ""
         if k == 0:
             head = f"Step 0 of {self.total}: the base reconstruction"
@@ -309,24 +371,80 @@ class RunRecord:
             return head + tail
         delta = self.psnr[k] - self.psnr[0] if k and math.isfinite(self.psnr[k] - self.psnr[0]) else None
         vs = f" ({delta:+.2f} dB vs base)" if delta is not None else ""
-        return head + f" · PSNR {_db(self.psnr[k])}{vs}" + self._ssim(k) + tail
+        swd = ""
+        if self.swd[k] is not None:
+            swd = f", SWD {self.swd[k]:.1f}" + (f" ({self.swd[k] - self.swd[0]:+.1f} vs base)"
+                                                if k and self.swd[0] is not None else "")
+        return head + f" · PSNR {_db(self.psnr[k])}{vs}" + self._ssim(k) + swd + tail
 
-    def plot_data(self) -> pd.DataFrame:
-        """PSNR against step (0 = base), for the live plot; empty on the receiver side."""
-        rows = [(k, round(p, 2)) for k, p in enumerate(self.psnr) if _finite(p) is not None]
-        return pd.DataFrame(rows, columns=["step", "psnr"])
+    # ---- the same bytes in WebP and AVIF ---------------------------------------------------------
+    def same_bytes_pending(self) -> str:
+        """While the steps run: that WebP and AVIF files of the same size follow (sender side only)."""
+        if self.original is None:
+            return ""
+        return f"WebP and AVIF files of at most {self.nbytes:,} bytes are made after the last step, for comparison."
 
-    def plot_limits(self) -> tuple[list[int], list[int] | None]:
-        """The plot's x and y limits: every step of the run (at least ``PLOT_MIN_STEPS``, as the plot
-        ticks a short axis at fractions of a step), and the PSNRs so far padded to whole dB."""
-        psnr = [p for p in self.psnr if _finite(p) is not None]
-        y = [math.floor(min(psnr)) - 1, math.ceil(max(psnr)) + 1] if psnr else None
-        return [0, max(self.total, PLOT_MIN_STEPS)], y
+    def same_bytes_line(self) -> str:
+        """The WebP and AVIF files of this run's bytes, measured like the steps, and any codec left out."""
+        if not self.same_bytes and not self.same_bytes_notes:
+            return ""
+        shots = " · ".join(sb.facts() for sb in self.same_bytes.values())
+        line = f"At the same bytes: {shots} (points in the plane; compare under 'Compare the step with')." \
+            if shots else ""
+        return " ".join(filter(None, [line, *self.same_bytes_notes]))
+
+    def original_tensor(self) -> torch.Tensor:
+        """The original as a (1, 3, H, W) tensor in [0, 1] (sender side only)."""
+        return pil_to_tensor(Image.fromarray(self.original))
+
+    # ---- the distortion–perception plane -------------------------------------------------------
+    def plane_data(self, chosen: int) -> pd.DataFrame:
+        """One row per point of the plane: x = live SWD, y = PSNR, ``point`` its kind (the colour),
+        ``frame`` what it is (the tooltip: the step, or the codec with its quality and bytes). The
+        steps come first (the base as their step 0, so every kind the stream shows exists from its
+        first update), then the base, the chosen step and the WebP and AVIF files; empty without an
+        original."""
+        def row(k: int, kind: str) -> tuple | None:
+            if _finite(self.psnr[k]) is None or self.swd[k] is None:
+                return None
+            return round(self.swd[k], 2), round(self.psnr[k], 2), kind, f"step {k}" if k else "base (step 0)"
+        rows = [row(k, STEPS_POINTS) for k in range(len(self.frames))]
+        rows += [row(0, BASE_POINT), row(min(int(chosen), self.steps_run), CHOSEN_POINT)]
+        rows += [(round(sb.swd, 2), round(sb.psnr, 2), sb.name, sb.label) for sb in self.same_bytes.values()]
+        return pd.DataFrame([r for r in rows if r is not None], columns=["swd", "psnr", "point", "frame"])
+
+    def plane_limits(self) -> tuple[list[float] | None, list[float] | None]:
+        """The plane's (x, y) limits once the WebP and AVIF files are in: every point, padded by 5 %
+        of its span; (None, None) before, so the axes follow the points as the steps stream."""
+        df = self.plane_data(0)
+        if not self.same_bytes_done or df.empty:
+            return None, None
+
+        def padded(values, least: float) -> list[float]:
+            low, high = float(values.min()), float(values.max())
+            pad = max(high - low, least) * 0.05
+            return [round(low - pad, 2), round(high + pad, 2)]
+        return padded(df["swd"], 1.0), padded(df["psnr"], 0.5)
+
+    # ---- the before/after slider ---------------------------------------------------------------
+    def reference_choices(self) -> list[tuple[str, str]]:
+        """(label, value) of each frame the step can be compared with: the original (sender side),
+        the base, and the WebP and AVIF files once made."""
+        choices = [("original", "original")] if self.original is not None else []
+        return choices + [("base", "base")] + [(sb.label, sb.codec) for sb in self.same_bytes.values()]
+
+    def reference_or_default(self, reference: str) -> str:
+        """``reference`` when this run offers it, else the original (or, without one, the base)."""
+        values = [v for _, v in self.reference_choices()]
+        return reference if reference in values else values[0]
 
     def pair(self, k: int, reference: str) -> tuple[Path, Path]:
-        """PNG files (reference, frame k) for the before/after slider; 'original' falls back to the base."""
+        """PNG files (reference, frame k) for the before/after slider: the original, the base or a
+        same-bytes file; what this run does not have falls back to the base."""
         if reference == "original" and self.original is not None:
             return self.save("original", self.original), self.frame_file(k)
+        if reference in self.same_bytes:
+            return self.save(f"same_bytes_{reference}", self.same_bytes[reference].frame), self.frame_file(k)
         return self.frame_file(0), self.frame_file(k)
 
     def crop(self, k: int, cx: float, cy: float, zoom: int = 1) -> np.ndarray:
@@ -372,7 +490,7 @@ class RunRecord:
         """Frame k's facts as JSON for the API."""
         return {"step": k, "total": self.total, "codec": self.codec, "rate": self.rate,
                 "width": self.width, "height": self.height, "bytes": self.nbytes, "bpp": self.bpp,
-                "psnr": _finite(self.psnr[k]), "ms_ssim": self.ms_ssim[k],
+                "psnr": _finite(self.psnr[k]), "ms_ssim": self.ms_ssim[k], "swd": self.swd[k],
                 "seconds": self.seconds[k], "device": device, "dirac_demo_version": __version__}
 
     def cleanup(self) -> None:

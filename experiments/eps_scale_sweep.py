@@ -37,7 +37,7 @@ from dirac_demo.codecs.neural import PRE_FILTER  # noqa: E402
 from dirac_demo.diffusion.sampler import Step, ddim_update, late_start_noise  # noqa: E402
 from dirac_demo.diffusion.schedule import Spacing  # noqa: E402
 from dirac_demo.eval.heldout import Trajectory, add_sweep_arguments, open_sweep, parse_spacing, run_steps  # noqa: E402
-from dirac_demo.eval.swd import swd  # noqa: E402
+from dirac_demo.swd import swd  # noqa: E402
 from dirac_demo.images import from_signed, to_signed  # noqa: E402
 from dirac_demo.pipeline import NUM_RESPACED, DiracPipeline  # noqa: E402
 

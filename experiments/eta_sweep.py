@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # this checkout's dirac_demo, installed or not
 from dirac_demo.eval.heldout import add_sweep_arguments, open_sweep, parse_spacing, run_steps  # noqa: E402
-from dirac_demo.eval.swd import swd  # noqa: E402
+from dirac_demo.swd import swd  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

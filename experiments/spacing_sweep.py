@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # this checkout's
 from dirac_demo.diffusion.schedule import Spacing  # noqa: E402
 from dirac_demo.eval.heldout import add_sweep_arguments, open_sweep, parse_spacing, run_steps  # noqa: E402
 from dirac_demo.eval.report import largest_swd_rise  # noqa: E402
-from dirac_demo.eval.swd import swd  # noqa: E402
+from dirac_demo.swd import swd  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

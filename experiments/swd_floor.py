@@ -1,7 +1,7 @@
 """How many SWD patches per image resolve a realism ratio of 0.6× the base's?
 
 Command: python experiments/swd_floor.py --data DIR [--patches 1024 4096] [--qf 10]
-Answer:  4096, the default of ``dirac_demo.eval.swd`` and ``evaluate``. The estimator's floor,
+Answer:  4096, the default of ``dirac_demo.swd`` and ``evaluate``. The estimator's floor,
          SWD(originals, an independent resampling of them), falls as 1/sqrt(patches): on 16
          training images (512²) it is 14.33 at 1024 patches, 0.62× the SWD of JPEG QF 10
          (23.04), so a 0.6× target could not be resolved even by a perfect model; at 4096
@@ -25,7 +25,7 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # this checkout's dirac_demo, installed or not
-from dirac_demo.eval.swd import SlicedWasserstein, num_levels  # noqa: E402
+from dirac_demo.swd import SlicedWasserstein, num_levels  # noqa: E402
 from dirac_demo.train.data import list_images  # noqa: E402
 
 

@@ -24,9 +24,12 @@ from PIL import Image
 import app
 from app_server import serve
 from dirac_demo import DiracPipeline, StepResult
-from dirac_demo.images import tensor_to_uint8
-from dirac_demo.ui_state import (CROP_SIZE, DEFAULT_NEURAL_RATE, GAP, NEURAL_RATE_MAX, NEURAL_RATE_MIN, StopFlag,
-                                  flag, lmbda_from_slider)
+from dirac_demo import ui_state
+from dirac_demo.images import pil_to_tensor, tensor_to_uint8
+from dirac_demo.quality import LiveSWD, psnr
+from dirac_demo.references import decode, references
+from dirac_demo.ui_state import (BASE_POINT, CHOSEN_POINT, CROP_SIZE, DEFAULT_NEURAL_RATE, GAP, NEURAL_RATE_MAX,
+                                  NEURAL_RATE_MIN, STEPS_POINTS, StopFlag, flag, lmbda_from_slider)
 
 VIEW = ("original", 50, 50, 1)     # reference, crop x %, crop y %, zoom
 
@@ -59,6 +62,12 @@ def bomb_png(side: int = 20000) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
 
 
+def plane(update: dict) -> dict[str, list[str]]:
+    """The points of a plot update by kind: {'DIRAC steps': ['base (step 0)', 'step 1', ...], ...}."""
+    df = update["plot"]["value"]
+    return {kind: list(df[df["point"] == kind]["frame"]) for kind in dict.fromkeys(df["point"])}
+
+
 def reference_frames(pipe, image, steps, seed=0) -> list[np.ndarray]:
     """Base and every step straight from the pipeline, as 8-bit arrays."""
     events = list(pipe.run(str(image), "jpeg", 10, steps=steps, seed=seed))
@@ -69,21 +78,98 @@ def reference_frames(pipe, image, steps, seed=0) -> list[np.ndarray]:
 # ---- the adapter, without a server ------------------------------------------------------
 def test_send_streams_base_then_each_step(pipe, photo_path, tmp_path):
     updates = send(app.DiracDemo(pipe, str(tmp_path)), photo_path, steps=4)
-    assert len(updates) == 1 + 1 + 4 + 1                 # emptied panel, compressed, 4 steps, finished
-    start, first, *steps, last = updates
+    assert len(updates) == 1 + 1 + 4 + 1 + 1     # emptied panel, compressed, 4 steps, finished, same bytes
+    start, first, *steps, last, same = updates
     assert start["status"] == "Compressing…" and start["record"] is None and start["base"] is None
     assert {"base", "current", "record", "drc"} <= first.keys()
     assert [u["step"]["value"] for u in steps] == [1, 2, 3, 4]
-    assert all("Step" in u["status"] and "PSNR" in u["status"] for u in steps)
+    assert all("Step" in u["status"] and "PSNR" in u["status"] and "SWD" in u["status"] for u in steps)
     assert last["step"]["interactive"] is True and last["step"]["value"] == 4
-    assert "Done: 4 DIRAC steps" in last["status"]
+    assert "Done: 4 DIRAC steps" in last["status"] and "Done: 4 DIRAC steps" in same["status"]
+    assert all("WebP and AVIF files of at most" in u["status"] for u in (first, *steps, last))   # pending
     record = first["record"]
-    assert len(record.plot_data()) == 5 and list(record.plot_data()["step"]) == [0, 1, 2, 3, 4]
-    assert list(record.plot_data()["psnr"]) == [round(p, 2) for p in record.psnr]
-    x_lim, (low, high) = record.plot_limits()        # whole steps and dB around the PSNRs
-    assert x_lim == [0, 20] and low < min(record.psnr) - 0.5 and high > max(record.psnr) + 0.5
-    assert [u["plot"]["y_lim"] for u in (first, *steps)] == [None] * 4 + [[low, high]]   # set once, at the end
     assert record.bitstream_path.read_bytes() == pipe.compress(str(photo_path), "jpeg", 10).bitstream
+
+
+def test_live_swd_is_measured_per_step_on_the_sender_only(pipe, photo_path, tmp_path):
+    demo = app.DiracDemo(pipe, str(tmp_path))
+    updates = send(demo, photo_path, steps=3)
+    record = updates[1]["record"]
+    events = list(pipe.run(str(photo_path), "jpeg", 10, steps=3, with_swd=True))
+    assert record.swd == [events[0].swd] + [e.swd for e in events[1:4]] and None not in record.swd
+    meter = LiveSWD(events[0].original)
+    assert record.swd[2] == meter(events[2].image)
+    assert f"SWD {record.swd[2]:.1f} ({record.swd[2] - record.swd[0]:+.1f} vs base)" in record.step_line(2)
+    assert f"SWD {record.swd[0]:.1f}" in updates[1]["status"]
+    drc = tmp_path / "sent.drc"
+    drc.write_bytes(record.bitstream_path.read_bytes())
+    got = list(demo.receive(str(drc), 2, 0, True, None, StopFlag(), "base", 50, 50, 1))
+    assert set(got[1]["record"].swd) == {None} and "SWD" not in got[-1]["step_md"]
+
+
+def test_plane_grows_one_point_per_step_with_base_and_chosen_step_marked(pipe, photo_path, tmp_path):
+    demo = app.DiracDemo(pipe, str(tmp_path))
+    start, first, *steps, last, same = send(demo, photo_path, steps=4)
+    assert start["plot"] is None
+    for k, u in enumerate([first, *steps]):
+        points = plane(u)
+        assert points[STEPS_POINTS] == ["base (step 0)"] + [f"step {j}" for j in range(1, k + 1)]
+        assert points[BASE_POINT] == ["base (step 0)"]
+        assert points[CHOSEN_POINT] == [f"step {k}" if k else "base (step 0)"]   # the newest, as the slider
+        assert u["plot"]["x_lim"] is None and u["plot"]["y_lim"] is None          # the axes follow the data
+    record = first["record"]
+    df = last["plot"]["value"]
+    steps_only = df[df["point"] == STEPS_POINTS]
+    assert list(steps_only["psnr"]) == [round(p, 2) for p in record.psnr]
+    assert list(steps_only["swd"]) == [round(v, 2) for v in record.swd]
+    assert plane(demo.view(record, 2, "original", 50, 50, 1))[CHOSEN_POINT] == ["step 2"]   # the slider moves it
+    webp, avif = (record.same_bytes[c] for c in ("webp", "avif"))
+    assert plane(same)["WebP"] == [webp.label] and plane(same)["AVIF"] == [avif.label]   # bytes in the tooltip
+    assert set(plane(same)) <= set(ui_state.PLANE_COLORS)                                 # every kind has a colour
+    (x0, x1), (y0, y1) = same["plot"]["x_lim"], same["plot"]["y_lim"]                    # set once, at the end
+    points = same["plot"]["value"]
+    assert x0 < points["swd"].min() <= points["swd"].max() < x1
+    assert y0 < points["psnr"].min() <= points["psnr"].max() < y1
+    assert demo.view(record, 1, "webp", 50, 50, 1)["plot"]["x_lim"] == [x0, x1]          # and kept
+
+
+def test_same_bytes_files_are_never_larger_and_offered_as_references(pipe, photo, photo_path, tmp_path):
+    demo = app.DiracDemo(pipe, str(tmp_path))
+    updates = send(demo, photo_path, steps=2)
+    record, same = updates[1]["record"], updates[-1]
+    assert updates[1]["reference"]["choices"] == [("original", "original"), ("base", "base")]
+    assert set(record.same_bytes) == {"webp", "avif"}
+    original = pil_to_tensor(photo)
+    for codec, shot in record.same_bytes.items():
+        assert shot.nbytes <= record.nbytes and f"{shot.nbytes:,} bytes" in shot.label
+        (ref,) = references(original, record.nbytes, (codec,))      # the largest quality that fits
+        assert (shot.quality, shot.nbytes) == (ref.quality, ref.nbytes)
+        assert np.array_equal(shot.frame, tensor_to_uint8(decode(ref.data)))
+        assert shot.psnr == psnr(ref.image, original) and shot.swd == LiveSWD(original)(ref.image)
+        assert shot.facts() in same["status"]
+    labels = [label for label, _ in same["reference"]["choices"]]
+    assert same["reference"]["choices"][2:] == [(record.same_bytes[c].label, c) for c in ("webp", "avif")]
+    assert labels[:2] == ["original", "base"]
+    for codec in ("webp", "avif"):
+        shown = demo.view(record, 2, codec, 50, 50, 1)
+        ref, frame = (pixels(p) for p in shown["compare"])
+        assert np.array_equal(ref, record.same_bytes[codec].frame) and np.array_equal(frame, record.frames[2])
+        assert f"Compared with {record.same_bytes[codec].facts()}" in shown["step_md"]
+
+
+def test_a_codec_without_a_file_in_the_budget_is_left_out_in_one_line(pipe, photo_path, tmp_path, monkeypatch):
+    monkeypatch.setattr(app, "references", lambda original, nbytes, codecs: references(original, 40, codecs))
+    same = send(app.DiracDemo(pipe, str(tmp_path)), photo_path, steps=1)[-1]
+    assert [v for _, v in same["reference"]["choices"]] == ["original", "base"]
+    assert "At the same bytes" not in same["status"]
+    for name in ("WebP", "AVIF"):
+        assert f"{name} at its lowest quality is" in same["status"] and "over the budget of 40 bytes" in same["status"]
+    assert set(plane(same)) == {STEPS_POINTS, BASE_POINT, CHOSEN_POINT}
+    monkeypatch.setattr(ui_state.features, "check", lambda codec: codec != "avif")   # a Pillow without AVIF
+    monkeypatch.setattr(app, "references", references)
+    same = send(app.DiracDemo(pipe, str(tmp_path)), photo_path, steps=1)[-1]
+    assert [v for _, v in same["reference"]["choices"]] == ["original", "base", "webp"]
+    assert "AVIF: this server's Pillow cannot write it, so it is left out." in same["status"]
 
 
 def test_step_slider_shows_stored_frames_without_recomputing(pipe, photo_path, tmp_path, monkeypatch):
@@ -111,6 +197,7 @@ def test_stop_ends_the_run_between_steps(pipe, photo_path, tmp_path):
     assert "Stopped after 2 of 6 steps" in last["status"]
     assert last["step"]["maximum"] == 2 and last["step"]["interactive"] is True
     assert last["step_md"].startswith("Step 2 of 6") and updates[1]["record"].steps_run == 2
+    assert "Stopped after 2 of 6 steps" in next(run)["status"]     # then the same-bytes files
     with pytest.raises(StopIteration):
         next(run)
     assert "Done: 2 DIRAC steps" in send(demo, photo_path, steps=2, stop=stop)[-1]["status"]   # cleared
@@ -202,7 +289,9 @@ def test_receiver_has_no_psnr(pipe, photo_path, tmp_path):
     record = updates[1]["record"]
     assert record.steps_run == 3 and record.original is None and set(record.psnr) == {None}
     assert "no original, so no PSNR" in updates[1]["status"] and "PSNR" not in updates[-1]["step_md"]
-    assert record.plot_data().empty and record.crop(3, 50, 50, 1).shape[1] == 2 * 96 + GAP
+    assert record.plane_data(3).empty and record.crop(3, 50, 50, 1).shape[1] == 2 * 96 + GAP
+    assert updates[-1]["plot"]["visible"] is False and not record.same_bytes and len(updates) == 1 + 1 + 3 + 1
+    assert record.reference_choices() == [("base", "base")] and "WebP" not in updates[-1]["status"]
 
 
 def test_receiver_and_decode_api_take_a_plain_jpeg(pipe, photo, tmp_path):
@@ -237,6 +326,8 @@ def test_sender_offers_to_enhance_a_jpeg_upload_as_it_is(pipe, photo, photo_path
     assert record.bitstream_path.read_bytes() == jpg.read_bytes()     # not re-compressed
     assert updates[1]["drc"]["label"] == "Download bitstream (.jpg)"
     assert "no original, so no PSNR" in updates[-1]["status"] and record.steps_run == 2
+    assert updates[0]["reference"]["choices"] == ["base"] and updates[1]["reference"]["value"] == "base"
+    assert not any("WebP" in u["status"] for u in updates) and updates[-1]["plot"]["visible"] is False
     assert "Upload a JPEG file first." in list(demo.enhance_file(None, 2, 0, True, None, StopFlag(),
                                                                  *VIEW))[-1]["status"]
 
@@ -272,8 +363,8 @@ def test_a_downscaled_upload_is_named_in_the_status_line(pipe, photo_path, tmp_p
     updates = send(demo, photo_path, steps=1, downscale=True)
     record = updates[1]["record"]
     assert record.source_size == (96, 72) and record.width * record.height <= 64 * 64
-    assert (f"downscaled from 96×72 to {record.width}×{record.height}: PSNR is measured against the "
-            "downscaled image") in updates[-1]["status"]
+    assert (f"downscaled from 96×72 to {record.width}×{record.height}: PSNR and SWD are measured against "
+            "the downscaled image") in updates[-1]["status"]
     assert "downscaled" not in send(app.DiracDemo(pipe, str(tmp_path)), photo_path, steps=0)[-1]["status"]
     with pytest.warns(UserWarning):
         refused = send(demo, photo_path, steps=1)[-1]["status"]
@@ -356,6 +447,8 @@ def test_api_enhance_streams_one_update_per_step(client, pipe, photo_path):
     first = outputs[0][1]
     sent = pipe.compress(str(photo_path), "jpeg", 10)
     assert first["bytes"] == sent.nbytes and abs(first["psnr"] - sent.psnr) < 1e-6
+    events = list(pipe.run(str(photo_path), "jpeg", 10, steps=3, with_swd=True))
+    assert [info["swd"] for _, info, _ in outputs] == pytest.approx([events[0].swd] + [e.swd for e in events[1:4]])
     with open(outputs[-1][2], "rb") as fh:
         assert fh.read() == sent.bitstream
 
@@ -369,7 +462,8 @@ def test_api_neural_bitstream_decodes_to_the_same_image(client, photo_path):
     got = client.submit(bitstream=handle_file(drc), steps=2, seed=7, api_name="/decode")
     got.result(timeout=120)
     r_img, r_info, _ = got.outputs()[-1]
-    assert r_info["psnr"] is None and r_info["step"] == 2
+    assert r_info["psnr"] is None and r_info["swd"] is None and r_info["step"] == 2
+    assert s_info["swd"] > 0
     assert np.array_equal(pixels(r_img), pixels(s_img))
 
 

@@ -1,4 +1,5 @@
-"""A real browser on the app: upload, run, watch the steps stream in, move the step slider."""
+"""A real browser on the app: upload, run, watch the steps stream in (status line and the
+distortion–perception plane), compare with WebP and AVIF, move the step slider."""
 from __future__ import annotations
 
 import os
@@ -21,6 +22,15 @@ WATCH_STATUS = """() => {
   new MutationObserver(() => window.statusTexts.push(node.innerText))
     .observe(node, {subtree: true, childList: true, characterData: true});
 }"""
+
+# Record how many points the distortion–perception plane draws each time its chart changes.
+POINTS = "document.querySelectorAll('#send-plane [aria-roledescription=point]').length"
+WATCH_PLANE = """() => {
+  window.planeCounts = [];
+  const node = document.querySelector('#send-plane');
+  new MutationObserver(() => window.planeCounts.push(%s))
+    .observe(node, {subtree: true, childList: true, attributes: true});
+}""" % POINTS
 
 
 @pytest.fixture(scope="module")
@@ -64,15 +74,36 @@ def _open_with_photo(browser, url, photo_path, steps: int, width: int = 1400, he
 def test_upload_run_stream_and_scrub(browser, url, photo_path):
     page = _open_with_photo(browser, url, photo_path, STEPS)
     page.evaluate(WATCH_STATUS)
+    page.evaluate(WATCH_PLANE)
     page.locator("#send-run").click()
-    _wait_text(page, "send-status", ".includes('Done')", timeout=90_000)
+    _wait_text(page, "send-status", ".includes('At the same bytes')", timeout=90_000)
     seen = page.evaluate("window.statusTexts")
     lines = [line for text in seen for line in text.splitlines()]
     steps_seen = {line.split(" · ")[0] for line in lines if line.startswith("Step ")}
     assert len(steps_seen) >= 3, seen          # several steps arrived one by one, not only the last
     compressed = next(text for text in seen if "bytes" in text)   # the compression shows first
-    assert "bpp" in compressed and "PSNR" in compressed and "Step " not in compressed
+    assert "bpp" in compressed and "PSNR" in compressed and "SWD" in compressed and "Step " not in compressed
+    assert any("Done" in text and "WebP and AVIF files of at most" in text for text in seen)   # pending, said
     assert page.locator("#send-step-md").inner_text().startswith(f"Step {STEPS} of {STEPS}")
+    assert "SWD" in page.locator("#send-step-md").inner_text()
+
+    # the plane grew while the steps streamed: (steps so far + 1) + base + chosen step, then WebP and AVIF
+    final = (STEPS + 1) + 2 + 2
+    page.wait_for_function(f"{POINTS} === {final}")
+    counts = page.evaluate("window.planeCounts")
+    growing = sorted({n for n in counts if 3 < n < STEPS + 3})
+    assert len(growing) >= 3, counts           # several partial runs drawn, not only the finished one
+    legend = page.evaluate("document.querySelector('#send-plane .role-legend').textContent")
+    assert all(kind in legend for kind in ("steps", "base", "chosen", "WebP", "AVIF")), legend
+
+    # WebP and AVIF at the same bytes are offered as references for the before/after slider
+    reference_image = "document.querySelectorAll('#send-compare img')[0].src"
+    with_original = page.evaluate(reference_image)
+    webp = page.locator("#send-reference label", has_text="WebP")
+    assert "bytes" in webp.inner_text() and page.locator("#send-reference label", has_text="AVIF").count() == 1
+    webp.click()
+    page.wait_for_function(f"{reference_image} !== {with_original!r}", timeout=30_000)
+    _wait_text(page, "send-step-md", ".includes('Compared with WebP quality')")
 
     step_image = "document.querySelectorAll('#send-compare img')[1].src"
     after_run = page.evaluate(step_image)

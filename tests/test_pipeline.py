@@ -12,6 +12,7 @@ from dirac_demo.codecs import bitstream
 from dirac_demo.errors import BitstreamError, InputError, TooLargeError, WeightsError
 from dirac_demo.images import pil_to_tensor
 from dirac_demo.pipeline import Compressed, DiracPipeline, Finished, StepResult
+from dirac_demo.quality import LiveSWD
 
 
 def _events(gen):
@@ -67,6 +68,22 @@ def test_receiver_side_has_no_psnr_and_matches_sender(pipe, photo):
     assert got[0].psnr is None and all(e.psnr is None for e in got[1:])
     assert torch.equal(got[-1].image, sent[-1].image)
 
+
+
+def test_live_swd_per_step_with_the_original_and_none_without(pipe, photo):
+    ev = _events(pipe.run(photo, "jpeg", 10, steps=3, seed=0, with_swd=True))
+    comp, steps = ev[0], ev[1:4]
+    meter = LiveSWD(comp.original)               # the same setting, against the same original
+    assert comp.swd == meter(comp.base) and [e.swd for e in steps] == [meter(e.image) for e in steps]
+    assert len({comp.swd, *(e.swd for e in steps)}) == 4 and all(v > 0 for v in (comp.swd, steps[0].swd))
+    plain = _events(pipe.run(photo, "jpeg", 10, steps=3, seed=0))                 # off by default
+    assert plain[0].swd is None and all(e.swd is None for e in plain[1:4])
+    assert torch.equal(plain[-1].image, ev[-1].image)                              # measuring changes nothing
+    got = _events(pipe.run_bitstream(comp.bitstream, steps=3, seed=0))            # the receiver: no original
+    assert got[0].swd is None and all(e.swd is None for e in got[1:4])
+    again = _events(pipe.enhance(comp.base, comp.encoded, steps=3, original=comp.original, with_swd=True))
+    assert [e.swd for e in again[:3]] == [e.swd for e in steps]
+    assert all(e.swd is None for e in _events(pipe.enhance(comp.base, comp.encoded, steps=3, with_swd=True))[:3])
 
 def test_rate_dependent_thresholding(pipe, photo, monkeypatch):
     seen = []

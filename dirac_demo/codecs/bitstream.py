@@ -3,7 +3,8 @@
 Layout (big-endian)::
 
     magic    4s   b"DRAC"
-    version  B    2 (version-1 files, whose neural parameters lack the weights id, still parse)
+    version  B    2, or 3 when the file carries a protect mask (version-1 files, whose neural
+                  parameters lack the weights id, still parse)
     codec    B    1 = jpeg, 2 = neural
     width    H    original width  (16-bit, paper B.2)
     height   H    original height (16-bit)
@@ -12,7 +13,11 @@ Layout (big-endian)::
                   weights id u32 (which codec weights made the payload; 0: not recorded)
     nchunks  B    number of payload chunks
     chunks   ...  each: length I, then bytes
+    mask     ...  version 3 only: length H, then the protect mask (``dirac_demo.protect``)
     crc32    I    CRC-32 of everything before it
+
+A file without a mask is written as version 2, byte for byte as before the mask existed; a
+reader that knows only versions 1 and 2 refuses a version-3 file with its version message.
 
 Parsing is strict: anything that does not match raises :class:`BitstreamError`.
 """
@@ -26,7 +31,9 @@ from ..errors import BitstreamError
 
 MAGIC = b"DRAC"
 VERSION = 2
-READABLE_VERSIONS = (1, 2)
+MASK_VERSION = 3            # the version of a file that carries a protect mask
+READABLE_VERSIONS = (1, 2, 3)
+MAX_MASK_BYTES = 65535
 CODEC_IDS = {"jpeg": 1, "neural": 2}
 CODEC_NAMES = {v: k for k, v in CODEC_IDS.items()}
 SCALE_STEP = 1024           # the latent scale s travels as round(s * 1024) in 16 bits
@@ -47,6 +54,7 @@ class Encoded:
     lmbda: float = 0.0        # neural λ_rate (the receiver's post-filter and DIRAC thresholds read it)
     scale_q: int = 0          # neural latent scale, round(s * 1024)
     weights_id: int = 0       # neural: fingerprint of the codec weights that made it (0: unknown)
+    mask: bytes = b""         # the sender's protect mask (dirac_demo.protect.pack_mask), or none
     extra: dict = field(default_factory=dict)
 
     @property
@@ -71,12 +79,17 @@ def pack(enc: Encoded) -> bytes:
         raise BitstreamError("The weights id must fit in 32 bits.")
     if len(enc.chunks) > MAX_CHUNKS:
         raise BitstreamError("Too many payload chunks.")
+    if len(enc.mask) > MAX_MASK_BYTES:
+        raise BitstreamError("The protect mask is too large for the bitstream.")
     params = _params(enc)
-    out = bytearray(_HEAD.pack(MAGIC, VERSION, CODEC_IDS[enc.codec], enc.width, enc.height, len(params)))
+    version = MASK_VERSION if enc.mask else VERSION
+    out = bytearray(_HEAD.pack(MAGIC, version, CODEC_IDS[enc.codec], enc.width, enc.height, len(params)))
     out += params
     out += struct.pack(">B", len(enc.chunks))
     for chunk in enc.chunks:
         out += struct.pack(">I", len(chunk)) + chunk
+    if enc.mask:
+        out += struct.pack(">H", len(enc.mask)) + enc.mask
     out += struct.pack(">I", zlib.crc32(bytes(out)) & 0xFFFFFFFF)
     return bytes(out)
 
@@ -130,6 +143,11 @@ def parse(data: bytes) -> Encoded:
         raw, pos = _take(body, pos, 4)
         chunk, pos = _take(body, pos, struct.unpack(">I", raw)[0])
         enc.chunks.append(chunk)
+    if version == MASK_VERSION:
+        raw, pos = _take(body, pos, 2)
+        enc.mask, pos = _take(body, pos, struct.unpack(">H", raw)[0])
+        if not enc.mask:
+            raise BitstreamError("A version-3 bitstream must carry a protect mask.")
     if pos != len(body):
         raise BitstreamError("The bitstream has trailing bytes.")
     return enc

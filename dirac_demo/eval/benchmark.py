@@ -1,7 +1,9 @@
 """Speed benchmark of the receiver: ``python -m dirac_demo.eval.benchmark [--sizes 256x256 768x512 1024x1024]``.
 
 For each size (W×H): the latency of one DIRAC step through :meth:`DiracPipeline.enhance` (mean and
-standard deviation over ``--repeats`` steps after a warm-up step), the network's GFLOPs per step as
+standard deviation over ``--repeats`` steps after a warm-up step), the page's live SWD of each of
+those steps (:class:`dirac_demo.quality.LiveSWD`, timed on the same step images, its mean and share
+of a step: the per-step metric overhead the page adds), the network's GFLOPs per step as
 executed (tiles included; ``torch.utils.flop_counter``), the time to the first enhanced frame
 (compress + decode + first step, warm and cold) and the peak memory. The same run measures this
 machine's fp32 matmul throughput (the median over 30 ``--matmul``² products, half before and half
@@ -11,8 +13,8 @@ is ≤ 80 at 768×512). Prints a table; ``--json`` writes::
 
     {"schema": "dirac_demo.benchmark/1", "dirac_demo_version", "device", "device_name", "precision",
      "threads", "torch", "codec", "params", "matmul": {"n", "gflops", "dtype", "gflops_min", "gflops_max", "products"},
-     "results": [{"width", "height", "ms_per_step", "ms_per_step_std", "gflops_per_step",
-                  "effective_gflop", "first_frame_s", "first_frame_cold_s", "peak_mem_mib"}]}
+     "results": [{"width", "height", "ms_per_step", "ms_per_step_std", "swd_ms", "swd_share",
+                  "gflops_per_step", "effective_gflop", "first_frame_s", "first_frame_cold_s", "peak_mem_mib"}]}
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ from .. import __version__
 from ..errors import DiracError, InputError, NoModelError
 from ..images import to_signed
 from ..pipeline import DiracPipeline, StepResult
+from ..quality import LiveSWD
 from .common import add_pipeline_arguments, load_pipeline, machine_facts, set_threads
 
 SCHEMA = "dirac_demo.benchmark/1"
@@ -103,6 +106,21 @@ def _first_frame(pipe: DiracPipeline, img: Image.Image, codec: str) -> float:
     return time.perf_counter() - t0
 
 
+def step_and_swd_seconds(pipe: DiracPipeline, comp, repeats: int) -> tuple[list[float], list[float]]:
+    """Seconds of each of ``repeats`` DIRAC steps after a warm-up step, and of the live SWD of each
+    step's image against the original (the original's side computed once beforehand, as in a run)."""
+    meter = LiveSWD(comp.original)
+    meter(comp.base)
+    secs, swd_secs = [], []
+    for ev in pipe.enhance(comp.base, comp.encoded, steps=repeats + 1, with_ms_ssim=False):
+        if isinstance(ev, StepResult):
+            t0 = time.perf_counter()
+            meter(ev.image)
+            swd_secs.append(time.perf_counter() - t0)
+            secs.append(ev.seconds)
+    return secs[1:], swd_secs[1:]      # the first step is the warm-up
+
+
 def _peak_mib(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2 ** 20
@@ -117,10 +135,11 @@ def bench_size(pipe: DiracPipeline, codec: str, width: int, height: int, repeats
     cold = _first_frame(pipe, img, codec)
     warm = _first_frame(pipe, img, codec)
     comp = pipe.compress(img, codec, DEFAULT_RATE[codec])
-    secs = [ev.seconds for ev in pipe.enhance(comp.base, comp.encoded, steps=repeats + 1, with_ms_ssim=False)
-            if isinstance(ev, StepResult)][1:]   # the first step is the warm-up
+    secs, swd_secs = step_and_swd_seconds(pipe, comp, repeats)
     return {"width": width, "height": height, "ms_per_step": 1e3 * float(np.mean(secs)),
-            "ms_per_step_std": 1e3 * float(np.std(secs)), "gflops_per_step": step_gflops(pipe, codec, comp.base),
+            "ms_per_step_std": 1e3 * float(np.std(secs)), "swd_ms": 1e3 * float(np.mean(swd_secs)),
+            "swd_share": float(np.mean(swd_secs) / np.mean(secs)),
+            "gflops_per_step": step_gflops(pipe, codec, comp.base),
             "first_frame_s": warm, "first_frame_cold_s": cold, "peak_mem_mib": _peak_mib(pipe.device)}
 
 
@@ -144,12 +163,13 @@ def table(doc: dict) -> str:
     lines = [f"device {doc['device']} ({doc['device_name']}), {doc['precision']}, {doc['threads']} threads, "
              f"DIRAC-{doc['codec']} {doc['params'] / 1e6:.1f} M params; "
              f"fp32 matmul {doc['matmul']['n']}²: {doc['matmul']['gflops']:.1f} GFLOP/s",
-             f"{'size':>11} {'ms/step':>16} {'GFLOP/step':>11} {'eff. GFLOP':>11} {'1st frame s':>12} "
-             f"{'cold s':>8} {'peak MiB':>9}"]
+             f"{'size':>11} {'ms/step':>16} {'SWD ms (share)':>15} {'GFLOP/step':>11} {'eff. GFLOP':>11} "
+             f"{'1st frame s':>12} {'cold s':>8} {'peak MiB':>9}"]
     for r in doc["results"]:
+        swd = f"{r['swd_ms']:.1f} ({100 * r['swd_share']:.1f} %)" if "swd_ms" in r else "-"
         lines.append(f"{r['width']:>5}x{r['height']:<5} {r['ms_per_step']:>9.1f} ± {r['ms_per_step_std']:<5.1f}"
-                     f"{r['gflops_per_step']:>11.1f} {r['effective_gflop']:>11.1f} {r['first_frame_s']:>12.3f} "
-                     f"{r['first_frame_cold_s']:>8.3f} {r['peak_mem_mib']:>9.0f}")
+                     f"{swd:>15} {r['gflops_per_step']:>11.1f} {r['effective_gflop']:>11.1f} "
+                     f"{r['first_frame_s']:>12.3f} {r['first_frame_cold_s']:>8.3f} {r['peak_mem_mib']:>9.0f}")
     return "\n".join(lines)
 
 

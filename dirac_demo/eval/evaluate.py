@@ -74,7 +74,7 @@ from ..references import CODECS as BASELINE_CODECS, QUALITIES, roundtrip
 from ..train.data import list_images
 from . import metrics as M
 from .common import add_pipeline_arguments, load_pipeline, machine_facts, set_threads
-from .swd import DEFAULT_PATCHES, SlicedWasserstein, num_levels
+from ..swd import DEFAULT_PATCHES, SlicedWasserstein, num_levels
 
 SCHEMA = "dirac_demo.evaluate/1"
 DEFAULT_RATES = {"jpeg": [5, 10, 20, 40], "neural": [0.0004, 0.0016, 0.006, 0.016],

@@ -17,7 +17,7 @@ from ..diffusion.schedule import Spacing
 from ..pipeline import Compressed, DiracPipeline
 from ..quality import psnr
 from ..train.data import heldout_images
-from .swd import SWDResult, swd
+from ..swd import SWDResult, swd
 
 # DiracPipeline.trajectory's contract: (base, encoded, steps, **kw) -> (Step, image, seconds) per step
 Trajectory = Callable[..., Iterable[tuple]]

@@ -1,7 +1,7 @@
 """Image quality metrics on 8-bit RGB.
 
 * Full reference: PSNR, MS-SSIM (pytorch-msssim), LPIPS (AlexNet, only with cached weights).
-* Distribution: SWD (:mod:`dirac_demo.eval.swd`, needs no weights), FID/256 and KID/256 on
+* Distribution: SWD (:mod:`dirac_demo.swd`, needs no weights), FID/256 and KID/256 on
   half-overlapping 256×256 crops (pytorch-fid's Inception, only with cached weights).
 * Rate curves: Bjøntegaard delta rate and delta PSNR.
 
@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from ..images import quantize_8bit
 from ..quality import ms_ssim, psnr  # noqa: F401  (re-exported: the full-reference metrics)
-from .swd import SlicedWasserstein, SWDResult, swd  # noqa: F401  (re-exported: the SWD metric)
+from ..swd import SlicedWasserstein, SWDResult, swd  # noqa: F401  (re-exported: the SWD metric)
 
 
 # ---- LPIPS (full reference, needs AlexNet weights) ----------------------------------------

@@ -121,7 +121,7 @@ def validate(model: torch.nn.Module, pairs: tuple[torch.Tensor, torch.Tensor], s
     and the last step, and the last step's SWD as a share of the base's (the realism target;
     lower is better; small crops put it closer to 1 than whole images do)."""
     from ..diffusion.sampler import ddim_sample, late_start_noise
-    from ..eval.swd import SlicedWasserstein, num_levels
+    from ..swd import SlicedWasserstein, num_levels
     from ..diffusion.schedule import late_start_timesteps
     x, xb = pairs
     xbs = xb * 2 - 1

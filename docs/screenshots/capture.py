@@ -2,8 +2,8 @@
 
     python docs/screenshots/capture.py [URL]      # default http://127.0.0.1:7860/
 
-Sender tab: kodim23, JPEG QF 10, 20 steps, then the step slider moved back to step 8 and the
-crop placed on the macaw's eye by a click.
+Sender tab: kodim23, JPEG QF 10, 20 steps and the WebP and AVIF files of the same bytes, then the
+step slider moved back to step 8 and the crop placed on the macaw's eye by a click.
 Receiver tab: the bitstream downloaded from the sender tab, decoded and enhanced.
 """
 from __future__ import annotations
@@ -20,6 +20,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
         "--disable-sync", "--no-first-run"]
 EYE = (213, 213)               # the blue-and-yellow macaw's eye in kodim23 (768 x 512)
 DONE = "document.querySelector('#{}-status').innerText.includes('Done')"
+SAME_BYTES = "document.querySelector('#send-status').innerText.includes('At the same bytes')"
 WAIT_MS = 30 * 60 * 1000      # 20 steps of the real network on a small CPU take minutes
 
 
@@ -37,7 +38,7 @@ def sender(page, out: Path) -> Path:
     page.locator("#input-image input[type=file]").set_input_files(str(IMAGE))
     page.wait_for_selector("#input-image img")
     page.locator("#send-run").click()
-    page.wait_for_function(DONE.format("send"), timeout=WAIT_MS)
+    page.wait_for_function(SAME_BYTES, timeout=WAIT_MS)
     slider = page.locator("#send-step input[type=range]")
     slider.focus()
     for _ in range(12):

@@ -222,7 +222,10 @@ def test_benchmark_smoke(tiny_assets, tmp_path, capsys):
     assert 0 < small["gflops_per_step"] < big["gflops_per_step"]
     assert small["effective_gflop"] == pytest.approx(small["ms_per_step"] / 1e3 * doc["matmul"]["gflops"])
     assert all(r["first_frame_s"] > 0 and r["peak_mem_mib"] > 0 for r in doc["results"])
-    assert "GFLOP/step" in capsys.readouterr().out
+    assert all(r["swd_ms"] > 0 and r["swd_share"] == pytest.approx(r["swd_ms"] / r["ms_per_step"])
+               for r in doc["results"])
+    out = capsys.readouterr().out
+    assert "GFLOP/step" in out and f"{small['swd_ms']:.1f} ({100 * small['swd_share']:.1f} %)" in out
     assert "Speed" in report.render([doc])
     with pytest.raises(Exception):
         benchmark.parse_size("12x")
