@@ -12,11 +12,13 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 from contextlib import closing
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 import gradio as gr
+from PIL import Image
 
 from dirac_demo import Compressed, DiracError, DiracPipeline, InputError, StepResult, __version__, load_pipeline
 from dirac_demo.codecs import read as read_encoded
@@ -27,7 +29,7 @@ from dirac_demo.ui_state import (APP_MAX_PIXELS, DEFAULT_NEURAL_RATE, DEFAULT_QF
                                    MAX_STEPS, NEURAL_RATE_INFO, NEURAL_RATE_LABEL, NEURAL_RATE_MAX,
                                    NEURAL_RATE_MIN, PLANE_COLORS, PLANE_NOTE, QF_INFO, REFINE_INFO, REFINE_LABEL,
                                    STEPS_INFO, STEPS_LABEL, THRESHOLD_INFO, THRESHOLD_LABEL, UI_REFINE_ITERS,
-                                   RunRecord, StopFlag, api_rate, cleanup_record, device_label, downscale_advice,
+                                   ExampleCache, RunRecord, StopFlag, api_rate, cleanup_record, default_settings_note, device_label, downscale_advice,
                                    downscale_label, file_stem, flag, has_threshold_table, jpeg_offer,
                                    lmbda_from_slider, lmbda_text, missing_model_note, models_markdown,
                                    read_bitstream, same_bytes_codecs, usable_steps, whole)
@@ -38,6 +40,9 @@ except ImportError:
     spaces = None
 
 EXAMPLES = Path(__file__).resolve().parent / "assets" / "examples"
+THUMBNAIL = 160                                                  # the examples' thumbnails: longer side, px
+# Brings the result column into view when a run starts (the phone's single column puts it below).
+SCROLL_TO_RESULTS = """() => document.querySelector('#%s-results')?.scrollIntoView({block: 'start'})"""
 QUEUE_SIZE = int(os.environ.get("DIRAC_QUEUE_SIZE", "16"))       # waiting visitors before "queue full"
 CONCURRENCY = int(os.environ.get("DIRAC_CONCURRENCY", "2"))     # runs on the model at once
 CSS = """
@@ -133,6 +138,72 @@ class DiracDemo:
             workdir = tempfile.mkdtemp(prefix="dirac-demo-")
             atexit.register(shutil.rmtree, workdir, ignore_errors=True)
         self.workroot = workdir
+        self.examples = sorted(EXAMPLES.glob("*.png")) + sorted(EXAMPLES.glob("*.jpg"))
+        self.cache = ExampleCache([p.name for p in self.examples])
+
+    # ---- the examples -------------------------------------------------------------------
+    def thumbnails(self) -> list[tuple[str, str]]:
+        """Small JPEG thumbnails of the examples in the work folder, with their captions."""
+        folder = Path(self.workroot) / "thumbnails"
+        folder.mkdir(parents=True, exist_ok=True)
+        shown = []
+        for path in self.examples:
+            thumb = folder / f"{path.stem}.jpg"
+            with Image.open(path) as im:
+                im = im.convert("RGB")
+                im.thumbnail((THUMBNAIL, THUMBNAIL))
+                im.save(thumb, quality=85)
+            shown.append((str(thumb), path.stem))
+        return shown
+
+    def cache_examples(self) -> None:
+        """Run every example at the page's default settings and keep the finished run (WebP and AVIF
+        files included), so that picking one shows it at once."""
+        if "jpeg" not in self.pipe.dirac:
+            return
+        root = Path(self.workroot) / "examples"
+        root.mkdir(parents=True, exist_ok=True)
+        for path in self.examples:
+            try:
+                events, steps = self._send_events(str(path), "jpeg", DEFAULT_QF, DEFAULT_STEPS, 0, True, True, 0,
+                                                  True)
+                record = None
+                with closing(events):
+                    for ev in events:
+                        if isinstance(ev, Compressed):
+                            record = RunRecord.start(ev, steps, file_stem(str(path)), root)
+                        elif isinstance(ev, StepResult):
+                            record.add(ev)
+                self._measure_same_bytes(record)
+                for k in (0, record.steps_run):      # the files a click shows first
+                    record.frame_file(k)
+                record.save("original", record.original)
+                self.cache.put(path.name, record)
+            except DiracError:
+                LOG.exception("example %s could not be cached", path.name)
+
+    def pick_example(self, index, codec, qf, steps, seed, threshold, previous, stop: StopFlag, *view):
+        """A click on an example: its image in the input and, once cached, its finished run at the
+        default settings (a live run stays on the run button)."""
+        path = self.examples[int(index)]
+        record = self.cache.get(path.name, self.workroot)
+        served = Path(self.workroot) / "inputs" / path.name   # in the work folder: Gradio serves files from there
+        if not served.exists():   # staged, so two first clicks at once never serve a half-copied file
+            served.parent.mkdir(parents=True, exist_ok=True)
+            staging = served.with_name(f".{served.name}.{threading.get_ident()}")
+            shutil.copyfile(path, staging)
+            os.replace(staging, served)
+        if record is None:
+            return str(served), {"status": f"Loaded {path.name}. Its finished run at the default settings is being "
+                                         "prepared; press **Compress and enhance** to run it now."}
+        cleanup_record(previous)
+        stop.clear()
+        view = (record.reference_or_default(view[0]), *view[1:])
+        update = {**self._started(record, view[0]), **self._finished(record, view), **self._same_bytes_shown(record)}
+        update["current"] = record.frame_file(record.steps_run)
+        update["reference"] = gr.update(choices=record.reference_choices(), value=view[0])
+        update["status"] = _lines(default_settings_note(codec, qf, steps, seed, threshold), update["status"])
+        return str(served), update
 
     # ---- page events ------------------------------------------------------------------
     def send(self, image, codec, qf, neural_rate, steps, seed, threshold, downscale, refine, previous,
@@ -315,9 +386,16 @@ class DiracDemo:
     def _same_bytes(self, record: RunRecord) -> dict:
         """The WebP and AVIF files of at most the run's bytes, as points in the plane and references
         for the before/after slider."""
+        self._measure_same_bytes(record)
+        return self._same_bytes_shown(record)
+
+    @staticmethod
+    def _measure_same_bytes(record: RunRecord) -> None:
         codecs, left_out = same_bytes_codecs()
         record.same_bytes_notes += left_out
         record.add_same_bytes(references(record.original_tensor(), record.nbytes, codecs) if codecs else [])
+
+    def _same_bytes_shown(self, record: RunRecord) -> dict:
         return {"status": _lines(record.summary(), self._done(record), record.same_bytes_line()),
                 "plot": _plot(record, record.steps_run), "reference": gr.update(choices=record.reference_choices())}
 
@@ -378,10 +456,11 @@ def _results(kind: str) -> Panel:
     record = gr.State(None, time_to_live=3600, delete_callback=cleanup_record)
     stop = gr.State(StopFlag())
     status = gr.Markdown("Results appear here as soon as the image is compressed.", elem_id=f"{kind}-status")
-    with gr.Row():
-        base = gr.Image(label="Base reconstruction (step 0)", format="png", interactive=False, height=300)
-        current = gr.Image(label="Latest DIRAC step (click to place the crop)", format="png",
-                           interactive=False, height=300, elem_id=f"{kind}-current")
+    with gr.Row():   # the streaming step large enough to see a step change, the base beside it for reference
+        current = gr.Image(label="Latest DIRAC step (click to place the crop)", format="png", interactive=False,
+                           height=460, scale=3, min_width=320, elem_id=f"{kind}-current")
+        base = gr.Image(label="Base reconstruction (step 0)", format="png", interactive=False, height=220,
+                        scale=1, min_width=160, elem_id=f"{kind}-base")
     plot = gr.ScatterPlot(x="swd", y="psnr", color="point", x_title="SWD (lower: more realistic texture)",
                           y_title="PSNR (dB)", color_title="", y_axis_format=".2~f", color_map=PLANE_COLORS,
                           title="Distortion–perception plane", caption=PLANE_NOTE, tooltip=["frame", "psnr", "swd"],
@@ -456,20 +535,22 @@ def _sender_tab(app: DiracDemo) -> dict:
         with gr.Column(scale=1, min_width=300):
             image = gr.Image(label="Input image", type="filepath", image_mode=None, format="png",
                              sources=["upload", "clipboard", "webcam"], height=280, elem_id="input-image")
-            examples = sorted(EXAMPLES.glob("*.png")) + sorted(EXAMPLES.glob("*.jpg"))
-            if examples:
-                gr.Examples([[str(p)] for p in examples], inputs=[image],
-                            label="Examples: four Kodak PhotoCD images and a real-world JPEG (all free for use)")
-            c = _codec_controls(app.pipe)
-            with gr.Row():
-                seed = gr.Number(0, precision=0, label="Seed", minimum=0, maximum=MAX_SEED)
-                downscale = gr.Checkbox(True, label=downscale_label(app.pipe.max_pixels))
             with gr.Row():
                 run = gr.Button("Compress and enhance", variant="primary", elem_id="send-run")
                 stop = gr.Button("Stop", variant="stop", elem_id="send-stop")
             offer = gr.Markdown(visible=False, elem_id="send-file-note")
             as_is = gr.Button("Enhance this JPEG as it is", visible=False, elem_id="send-as-is")
-        with gr.Column(scale=2):
+            # thumbnails on the page; a click puts the full file in the input
+            gallery = (gr.Dataset(components=[gr.Image(type="filepath", render=False)], type="index",
+                                  samples=[[thumb] for thumb, _ in app.thumbnails()], elem_id="example-gallery",
+                                  label="Examples: four Kodak PhotoCD images and a real-world JPEG (all free for "
+                                        "use); a click shows a run at the default settings")
+                       if app.examples else None)
+            c = _codec_controls(app.pipe)
+            with gr.Row():
+                seed = gr.Number(0, precision=0, label="Seed", minimum=0, maximum=MAX_SEED)
+                downscale = gr.Checkbox(True, label=downscale_label(app.pipe.max_pixels))
+        with gr.Column(scale=2, elem_id="send-results"):
             panel = _results("send")
     image.change(app.offer_file, inputs=image, outputs=[offer, as_is], queue=False, api_visibility="private",
                  show_progress="hidden", preprocess=False)
@@ -477,9 +558,17 @@ def _sender_tab(app: DiracDemo) -> dict:
                       outputs=[c["qf"], c["neural_rate"], c["lmbda_md"], c["threshold"], c["refine"], c["steps"],
                                c["note"]])
     view = [panel.record, panel.stop, panel.reference, panel.crop_x, panel.crop_y, panel.zoom]
+    if gallery is not None:
+        def pick(*args):
+            path, update = app.pick_example(*args)
+            shown = panel._map(update)
+            return {image: path, **(shown if isinstance(shown, dict) else {})}
+        gallery.click(pick, inputs=[gallery, c["codec"], c["qf"], c["steps"], seed, c["threshold"], *view],
+                       outputs=[image, *panel.outputs], api_visibility="private", show_progress="minimal",
+                       concurrency_limit=4, concurrency_id="view")
     inputs = [image, c["codec"], c["qf"], c["neural_rate"], c["steps"], seed, c["threshold"], downscale,
               c["refine"], *view]
-    return dict(run=run, stop=stop, panel=panel, inputs=inputs, as_is=as_is,
+    return dict(kind="send", run=run, stop=stop, panel=panel, inputs=inputs, as_is=as_is,
                 as_is_inputs=[image, c["steps"], seed, c["threshold"], *view])
 
 
@@ -498,17 +587,19 @@ def _receiver_tab() -> dict:
             with gr.Row():
                 run = gr.Button("Decode and enhance", variant="primary", elem_id="rx-run")
                 stop = gr.Button("Stop", variant="stop", elem_id="rx-stop")
-        with gr.Column(scale=2):
+        with gr.Column(scale=2, elem_id="rx-results"):
             panel = _results("rx")
     inputs = [drc, steps, seed, threshold, panel.record, panel.stop, panel.reference, panel.crop_x,
               panel.crop_y, panel.zoom]
-    return dict(run=run, stop=stop, panel=panel, inputs=inputs)
+    return dict(kind="rx", run=run, stop=stop, panel=panel, inputs=inputs)
 
 
 def _run_events(app: DiracDemo, tab: dict, method) -> None:
     p = tab["panel"]
     run = dict(outputs=p.outputs, api_visibility="private", concurrency_id="dirac", concurrency_limit=CONCURRENCY,
                show_progress="minimal", preprocess=False)
+    # first: the page runs a trigger's events in order, each after the previous one has finished
+    tab["run"].click(None, js=SCROLL_TO_RESULTS % tab["kind"], queue=False, api_visibility="private")
     tab["run"].click(p.bind_stream(method), inputs=tab["inputs"], **run)
     if "as_is" in tab:
         tab["as_is"].click(p.bind_stream(app.enhance_file), inputs=tab["as_is_inputs"], **run)
@@ -538,12 +629,21 @@ def _api(app: DiracDemo) -> None:
     decode.click(app.decode, inputs=[bitstream, steps, seed, threshold], api_name="decode", **api)
 
 
-def build_demo(pipe: DiracPipeline, workdir: str | None = None) -> gr.Blocks:
+def build_demo(pipe: DiracPipeline, workdir: str | None = None, example_cache: str | None = None) -> gr.Blocks:
     """The whole page over one pipeline, with its queue configured; launch it with :func:`launch`.
 
     ``workdir`` holds the per-run download files (default: a new temporary folder).
+    ``example_cache``: when the examples' finished runs are made: "background" (a thread started
+    here, so the server starts at once), "now" (before returning) or "off"; default "background",
+    or "off" when the environment variable ``DIRAC_EXAMPLE_CACHE`` is 0.
     """
     app = DiracDemo(pipe, workdir)
+    if example_cache is None:
+        example_cache = "off" if os.environ.get("DIRAC_EXAMPLE_CACHE", "1") == "0" else "background"
+    if example_cache == "now":
+        app.cache_examples()
+    elif example_cache == "background":
+        threading.Thread(target=app.cache_examples, name="example-cache", daemon=True).start()
     with gr.Blocks(title="DIRAC: diffusion residual enhancement", delete_cache=(1800, 3600),
                    analytics_enabled=False) as demo:
         gr.Markdown("# DIRAC: diffusion-based residual enhancement for image codecs\n"

@@ -13,7 +13,8 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+import threading
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ from . import __version__
 from .errors import BitstreamError, InputError, NoModelError
 from .images import pil_to_tensor, png_bytes, tensor_to_uint8
 from .pipeline import Compressed, DiracPipeline, StepResult
+from .protect import compose, coverage, file_mask
 from .quality import LiveSWD, bits_per_pixel, psnr
 from .references import CODECS as SAME_BYTES_CODECS, Reference
 
@@ -287,6 +289,8 @@ class RunRecord:
     same_bytes: dict[str, SameBytes] = field(default_factory=dict)   # by codec, once measured
     same_bytes_notes: list[str] = field(default_factory=list)        # why a codec has no file
     same_bytes_done: bool = False                                     # the files were made (or left out)
+    protect: np.ndarray | None = None  # the file's protect mask: those pixels stay at step protect_step
+    protect_step: int = 1
 
     @classmethod
     def start(cls, comp: Compressed, total: int, stem: str, root: str | Path) -> RunRecord:
@@ -297,6 +301,7 @@ class RunRecord:
         original = tensor_to_uint8(comp.original) if comp.original is not None else None
         rec = cls(enc.codec, enc.rate, enc.width, enc.height, comp.nbytes, total, workdir, stem, original,
                   file_note(enc), "jpg" if JPEG_FILE in enc.extra else "drc", comp.source_size)
+        rec.protect = file_mask(enc)
         rec.frames.append(tensor_to_uint8(comp.base))
         rec.psnr.append(comp.psnr)
         rec.ms_ssim.append(comp.ms_ssim)
@@ -347,6 +352,9 @@ class RunRecord:
             line += (" · downscaled from {}×{} to {}×{}: PSNR and SWD are measured against the downscaled image"
                      .format(*self.source_size, self.width, self.height))
         line += f" · {self.note}" if self.note else ""
+        if self.protect is not None:
+            line += (f" · the file's protect mask keeps {coverage(self.protect):.0%} of the image at step "
+                     f"{self.protect_step} (faces, text) and the rest at the chosen step")
         if self.psnr[0] is None:
             return line + " · the file is all there is: no original, so no PSNR or SWD"
         return line + f" · base PSNR {_db(self.psnr[0])}" + self._ssim(0) + self._swd(0)
@@ -454,7 +462,7 @@ class RunRecord:
         top = int(round(float(cy) / 100.0 * (h - ch)))
         left = int(round(float(cx) / 100.0 * (w - cw)))
         panels = [self.original] if self.original is not None else []
-        panels += [self.frames[0], self.frames[k]]
+        panels += [self.frames[0], self.shown(k)]
         z = max(1, int(zoom))
         cut = [p[top:top + ch, left:left + cw].repeat(z, axis=0).repeat(z, axis=1) for p in panels]
         gap = np.full((ch * z, GAP, 3), 255, np.uint8)
@@ -467,9 +475,19 @@ class RunRecord:
         py = 0.0 if self.height == ch else (y - ch / 2) / (self.height - ch) * 100.0
         return float(np.clip(round(px), 0, 100)), float(np.clip(round(py), 0, 100))
 
+    def shown(self, k: int) -> np.ndarray:
+        """Frame k as the page shows it: with a protect mask, its protected pixels come from step
+        ``protect_step`` (:func:`dirac_demo.protect.compose`); otherwise frame k itself."""
+        if self.protect is None or k <= self.protect_step:
+            return self.frames[k]
+        as_tensor = lambda a: torch.from_numpy(a).permute(2, 0, 1)[None].float()  # noqa: E731
+        out = compose(as_tensor(self.frames[self.protect_step]), as_tensor(self.frames[k]), self.protect)
+        return out[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
+
     def frame_file(self, k: int) -> Path:
-        """Frame k as a lossless PNG file (for display and download)."""
-        return self.save(f"{self.stem}_step{k:02d}", self.frames[k])
+        """Frame k as shown (:meth:`shown`), as a lossless PNG file (for display and download)."""
+        masked = "_protected" if self.protect is not None and k > self.protect_step else ""
+        return self.save(f"{self.stem}_step{k:02d}{masked}", self.shown(k))
 
     def save(self, name: str, image: np.ndarray) -> Path:
         """``image`` as ``workdir/name.png``, written once.
@@ -493,9 +511,57 @@ class RunRecord:
                 "psnr": _finite(self.psnr[k]), "ms_ssim": self.ms_ssim[k], "swd": self.swd[k],
                 "seconds": self.seconds[k], "device": device, "dirac_demo_version": __version__}
 
+    def copy(self, root: str | Path) -> RunRecord:
+        """This record with its own folder under ``root`` holding copies of the files written so far;
+        the frames are shared (a kept frame never changes), so deleting the copy's files leaves
+        this record's intact."""
+        workdir = Path(tempfile.mkdtemp(prefix="run-", dir=root))
+        for f in self.workdir.iterdir():
+            if f.is_file() and not f.name.startswith("."):
+                shutil.copyfile(f, workdir / f.name)
+        return replace(self, workdir=workdir, frames=list(self.frames), psnr=list(self.psnr),
+                       ms_ssim=list(self.ms_ssim), swd=list(self.swd), seconds=list(self.seconds),
+                       same_bytes=dict(self.same_bytes), same_bytes_notes=list(self.same_bytes_notes))
+
     def cleanup(self) -> None:
         """Delete the files written for download."""
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class ExampleCache:
+    """Finished runs of the page's examples at its default settings, by file name, built once at
+    start; a visitor gets a copy of a run (:meth:`RunRecord.copy`), whose files their session may
+    delete."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = list(names)                  # the examples, in the page's order
+        self._runs: dict[str, RunRecord] = {}
+        self._lock = threading.Lock()
+
+    def put(self, name: str, record: RunRecord) -> None:
+        with self._lock:
+            self._runs[name] = record
+
+    def get(self, name: str, root: str | Path) -> RunRecord | None:
+        """A copy of ``name``'s run with its files under ``root``, or None while it is not cached."""
+        with self._lock:
+            record = self._runs.get(name)
+        return record.copy(root) if record is not None else None
+
+    def __contains__(self, name: str) -> bool:
+        with self._lock:
+            return name in self._runs
+
+
+def default_settings_note(codec: str, qf, steps, seed, threshold) -> str:
+    """The status line of a precomputed example run: its settings, and whether the page's differ."""
+    line = (f"Precomputed run of this example at the default settings (JPEG quality factor {DEFAULT_QF}, "
+            f"{DEFAULT_STEPS} steps, seed 0, thresholding on).")
+    try:
+        same = (codec, int(qf), int(steps), int(seed), bool(threshold)) == ("jpeg", DEFAULT_QF, DEFAULT_STEPS, 0, True)
+    except (TypeError, ValueError):
+        same = False
+    return line if same else line + " Your settings differ: press **Compress and enhance** to run them."
 
 
 def cleanup_record(record: RunRecord | None) -> None:

@@ -15,10 +15,10 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(pipe: DiracPipeline, workdir: str | None = None):
-    """Yield the URL of the demo over ``pipe``; the server is closed on exit."""
+def serve(pipe: DiracPipeline, workdir: str | None = None, **kwargs):
+    """Yield the URL of the demo over ``pipe`` (kwargs go to ``app.build_demo``); the server is closed on exit."""
     import app
-    demo = app.build_demo(pipe, workdir)
+    demo = app.build_demo(pipe, workdir, **kwargs)
     app.launch(demo, server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
     try:
         yield demo.local_url

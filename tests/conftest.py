@@ -1,6 +1,7 @@
 """Shared fixtures: tiny randomly initialised models built here (never presented as trained)."""
 from __future__ import annotations
 
+import os
 import warnings
 
 import numpy as np
@@ -10,6 +11,7 @@ from PIL import Image
 
 warnings.filterwarnings("ignore", category=FutureWarning)
 torch.set_num_threads(1)
+os.environ.setdefault("DIRAC_EXAMPLE_CACHE", "0")   # the page's example runs: built only where a test asks
 
 from dirac_demo.codecs.neural import CodecConfig, NeuralCodec  # noqa: E402
 from dirac_demo.pipeline import DiracPipeline  # noqa: E402

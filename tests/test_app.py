@@ -342,6 +342,37 @@ def test_new_run_and_expired_state_delete_download_files(pipe, photo_path, tmp_p
     assert not new.workdir.exists()
 
 
+@pytest.fixture
+def small_examples(photo, tmp_path, monkeypatch):
+    """Two small example files in place of the shipped ones, so a cache builds in seconds."""
+    folder = tmp_path / "examples"
+    folder.mkdir()
+    photo.save(folder / "a.png")
+    photo.save(folder / "b.jpg", quality=40)
+    monkeypatch.setattr(app, "EXAMPLES", folder)
+    return folder
+
+
+def test_an_example_shows_a_copy_of_its_cached_run(pipe, small_examples, tmp_path):
+    demo = app.DiracDemo(pipe, str(tmp_path / "work"))
+    assert [Path(t).suffix for t, _ in demo.thumbnails()] == [".jpg", ".jpg"]      # small JPEGs, made at start
+    args = ("jpeg", 10, 20, 0, True, None, StopFlag(), *VIEW)
+    path, early = demo.pick_example(0, *args)                  # not cached yet: the image only, and why
+    assert path.endswith("a.png") and set(early) == {"status"} and "being prepared" in early["status"]
+    demo.cache_examples()
+    path, shown = demo.pick_example(0, *args)
+    record = shown["record"]
+    assert path.endswith("a.png") and record.steps_run == 20 and record.same_bytes_done
+    assert "Precomputed run" in shown["status"] and "differ" not in shown["status"]
+    assert shown["step_md"].startswith("Step 20 of 20") and shown["step"]["interactive"]
+    cached = demo.cache._runs["a.png"]
+    assert record is not cached and record.workdir != cached.workdir and record.frames is not cached.frames
+    ui_state.cleanup_record(record)                            # the visitor's session ends
+    assert cached.bitstream_path.exists() and cached.frame_file(20).exists()
+    again = demo.pick_example(0, "jpeg", 30, 20, 0, True, None, StopFlag(), *VIEW)[1]   # other settings
+    assert "Your settings differ" in again["status"] and again["record"].bitstream_path.exists()
+
+
 def test_a_failed_run_empties_what_the_previous_run_showed(pipe, photo_path, tmp_path):
     """A new run deletes the previous run's files, so no output on the page may still point at them."""
     demo = app.DiracDemo(pipe, str(tmp_path))
@@ -512,4 +543,24 @@ def test_concurrent_clients_finish_and_memory_stays_bounded(server, photo_path):
     batch()
     batch()
     assert rss().rss - before < 150 * 2**20
-    assert not list(workdir.iterdir())    # API runs leave no download files behind
+    assert not list(workdir.glob("run-*"))    # API runs leave no download files behind
+
+
+def test_receiver_applies_the_files_protect_mask(pipe, photo_path, photo, tmp_path):
+    mask = tmp_path / "mask.png"
+    paint = Image.new("L", photo.size)
+    paint.paste(255, (8, 8, 48, 40))
+    paint.save(mask)
+    drc = tmp_path / "masked.drc"
+    drc.write_bytes(pipe.compress(str(photo_path), "jpeg", 10, protect=str(mask)).bitstream)
+    demo = app.DiracDemo(pipe, str(tmp_path))
+    updates = list(demo.receive(str(drc), 3, 0, True, None, StopFlag(), "base", 50, 50, 1))
+    record = next(u["record"] for u in updates if u.get("record"))
+    assert record.protect is not None and "protect mask keeps" in updates[-1]["status"]
+    shown = pixels(record.frame_file(3))
+    inside, outside = (slice(16, 32), slice(16, 40)), (slice(56, 72), slice(60, 96))
+    assert np.array_equal(shown[inside], record.frames[1][inside])       # protected: step 1
+    assert np.array_equal(shown[outside], record.frames[3][outside])     # the rest: step 3
+    assert not np.array_equal(record.frames[1][inside], record.frames[3][inside])
+    last = [pixels(png) for png, _, _ in demo.decode(str(drc), 3, 0, True)][-1]   # read before cleanup
+    assert np.array_equal(last[inside], record.frames[1][inside])

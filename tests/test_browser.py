@@ -188,3 +188,39 @@ def test_zoomed_crop_keeps_its_pixels_and_scrolls_sideways_on_a_phone(browser, u
     page.evaluate("document.querySelector('#send-crop img').closest('button').scrollLeft = 1e6")
     assert abs(page.evaluate(where)["right"]) < 1                          # the step panel's right edge
     page.close()
+
+
+@pytest.fixture(scope="module")
+def cached_url(tiny_assets, photo, tmp_path_factory):
+    """The page with two small examples whose runs are cached before it serves."""
+    import app
+    folder = tmp_path_factory.mktemp("examples")
+    photo.save(folder / "a.png")
+    photo.save(folder / "b.jpg", quality=40)
+    shipped, app.EXAMPLES = app.EXAMPLES, folder
+    pipe = DiracPipeline.from_pretrained(str(tiny_assets), device="cpu", precision="fp32")
+    try:
+        with serve(pipe, str(tmp_path_factory.mktemp("cached-work")), example_cache="now") as url:
+            yield url if slowed(pipe, 0.3) else None    # live runs slowed once the cache is built
+    finally:
+        app.EXAMPLES = shipped
+
+
+def test_a_cached_example_shows_its_finished_run_and_a_run_scrolls_to_the_results(browser, cached_url):
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    page.goto(cached_url)
+    thumb = page.locator("#example-gallery img").first
+    thumb.wait_for()
+    assert page.evaluate("document.querySelector('#example-gallery img').naturalWidth") <= 160
+    started = page.evaluate("performance.now()")
+    thumb.click()
+    _wait_text(page, "send-step-md", ".startsWith('Step 20 of 20')", timeout=2_000)
+    assert page.evaluate("performance.now()") - started < 2_000
+    assert "Precomputed run" in page.locator("#send-status").inner_text()
+    assert page.locator("#send-step input[type=range]").is_enabled() and page.locator("#send-png").is_enabled()
+    page.wait_for_selector("#input-image img")               # the full file is the input
+    page.evaluate("window.scrollTo(0, 0)")
+    page.locator("#send-run").click()
+    page.wait_for_function("""(() => { const r = document.querySelector('#send-results').getBoundingClientRect();
+        return r.top >= -1 && r.top < window.innerHeight / 2; })()""", timeout=2_000)   # the run takes 6 s
+    page.close()

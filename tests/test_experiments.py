@@ -17,9 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from dirac_demo.images import pil_to_tensor
-
 from dirac_demo.eval.heldout import run_steps
+from dirac_demo.images import pil_to_tensor
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = sorted((ROOT / "experiments").glob("*.py"))

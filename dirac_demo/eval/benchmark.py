@@ -68,15 +68,17 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def matmul_samples(n: int = 2048, repeats: int = 15, device: torch.device | str = "cpu") -> list[float]:
-    """fp32 matrix-multiply throughput of this machine, GFLOP/s (2n³ per product), one per product.
+def matmul_samples(n: int = 2048, repeats: int = 15, device: torch.device | str = "cpu",
+                   dtype: torch.dtype = torch.float32) -> list[float]:
+    """Matrix-multiply throughput of this machine in ``dtype`` (fp32 by default), GFLOP/s (2n³ per
+    product), one per product.
 
     Two warm-up products first: the first products of a process run well below the machine's speed.
     """
     device = torch.device(device)
     gen = torch.Generator().manual_seed(0)
-    a = torch.randn(n, n, generator=gen).to(device)
-    b = torch.randn(n, n, generator=gen).to(device)
+    a = torch.randn(n, n, generator=gen).to(device, dtype)
+    b = torch.randn(n, n, generator=gen).to(device, dtype)
     for _ in range(2):
         torch.mm(a, b)
     _sync(device)
