@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from PIL import Image
 
 from app_server import serve, slowed
 from dirac_demo import DiracPipeline
@@ -115,6 +116,25 @@ def test_upload_run_stream_and_scrub(browser, url, photo_path):
     slider.press("ArrowRight")
     _wait_text(page, "send-step-md", ".startsWith('Step 1 of')")
     assert page.locator("#send-png").is_enabled()
+    page.close()
+
+
+def test_an_error_after_a_run_leaves_no_stale_controls(browser, url, photo_path, tmp_path):
+    page = _open_with_photo(browser, url, photo_path, 1)
+    page.locator("#send-run").click()
+    _wait_text(page, "send-status", ".includes('Done')", timeout=90_000)
+    assert page.locator("#send-png").is_enabled() and page.locator("#send-drc").is_enabled()
+    big = tmp_path / "big.png"
+    Image.new("RGB", (2100, 2100), "gray").save(big)                      # over the pipeline's 4 MP limit
+    page.locator("#input-image input[type=file]").set_input_files(str(big))
+    page.wait_for_selector("#input-image img")
+    page.locator("label", has_text="Downscale images over").first.click() # untick: the run is refused
+    page.locator("#send-run").click()
+    _wait_text(page, "send-status", ".includes('⚠️')", timeout=60_000)
+    assert "Downscale images over" in page.locator("#send-status").inner_text()
+    assert not page.locator("#send-png").is_enabled() and not page.locator("#send-drc").is_enabled()
+    assert page.locator("#send-step input[type=range]").is_disabled()
+    assert page.locator("#send-compare img").count() == 0 and page.locator("#send-current img").count() == 0
     page.close()
 
 
