@@ -25,6 +25,7 @@ from dirac_demo.codecs import read as read_encoded
 from dirac_demo.codecs.neural import MAX_REFINE
 from dirac_demo.errors import TooLargeError
 from dirac_demo.references import references
+from dirac_demo.protect import read_mask
 from dirac_demo.ui_state import (APP_MAX_PIXELS, DEFAULT_NEURAL_RATE, DEFAULT_QF, DEFAULT_STEPS, MAX_SEED,
                                    MAX_STEPS, NEURAL_RATE_INFO, NEURAL_RATE_LABEL, NEURAL_RATE_MAX,
                                    NEURAL_RATE_MIN, PLANE_COLORS, PLANE_NOTE, QF_INFO, REFINE_INFO, REFINE_LABEL,
@@ -66,11 +67,11 @@ def _on_gpu(fn):
 
 @_on_gpu
 def gpu_send(key: int, image: str, codec: str, rate: float, steps: int, seed: int, threshold: bool,
-             downscale: bool, refine: int):
+             downscale: bool, refine: int, protect: str | None = None):
     """:meth:`DiracPipeline.run` on a registered pipeline, each step with its live SWD (on ZeroGPU:
-    with the GPU attached)."""
+    with the GPU attached); ``protect``: a mask image sent in the file."""
     yield from _PIPELINES[key].run(image, codec, rate, steps, seed=seed, threshold=threshold,
-                                   downscale=downscale, refine=refine, with_swd=True)
+                                   downscale=downscale, refine=refine, with_swd=True, protect=protect)
 
 
 @_on_gpu
@@ -277,10 +278,11 @@ class DiracDemo:
 
     # ---- API --------------------------------------------------------------------------
     def enhance(self, image, codec="jpeg", rate=DEFAULT_QF, steps=DEFAULT_STEPS, seed=0, threshold=True,
-                refine=0):
+                refine=0, protect=None):
         """Compress ``image`` and enhance it: one (PNG, metrics, bitstream) update per step, base first.
 
         ``refine``: the neural codec's encoder-side latent refinement iterations (0: none).
+        ``protect``: a mask image sent in the file; its regions stay at step 1 in the frames.
         """
         try:
             image = _upload(image, "No image was given.")
@@ -288,27 +290,31 @@ class DiracDemo:
             if refine and codec != "neural":
                 raise InputError("refine is for the neural codec only.")
             events, steps = self._send_events(image, codec, api_rate(codec, rate), steps, seed, threshold,
-                                              False, refine, True)
+                                              False, refine, True, _optional(protect))
             yield from self._api_stream(events, steps, file_stem(image))
         except DiracError as exc:
             raise _refused("/enhance", exc) from exc
 
-    def decode(self, bitstream, steps=DEFAULT_STEPS, seed=0, threshold=True):
-        """Receiver side of the API: decode a .drc file and enhance it, one update per step."""
+    def decode(self, bitstream, steps=DEFAULT_STEPS, seed=0, threshold=True, protect=None):
+        """Receiver side of the API: decode a .drc file and enhance it, one update per step.
+
+        ``protect``: a mask image whose regions stay at step 1, instead of any mask in the file.
+        """
         try:
             bitstream = _upload(bitstream, "No bitstream file was given.")
             events, steps = self._receive_events(bitstream, steps, seed, threshold, strict=True)
-            yield from self._api_stream(events, steps, file_stem(bitstream))
+            yield from self._api_stream(events, steps, file_stem(bitstream), _optional(protect))
         except DiracError as exc:
             raise _refused("/decode", exc) from exc
 
     # ---- pipeline events ---------------------------------------------------------------
-    def _send_events(self, image, codec, rate, steps, seed, threshold, downscale, refine, strict: bool):
+    def _send_events(self, image, codec, rate, steps, seed, threshold, downscale, refine, strict: bool,
+                     protect: str | None = None):
         """Checked arguments, then the sender's events (``strict``: no silent steps=0 for a missing model)."""
         steps = usable_steps(self.pipe, codec, steps, strict)
         seed = whole(seed, "seed", MAX_SEED)
         return gpu_send(self.key, image, codec, rate, steps, seed, flag(threshold, "threshold"), bool(downscale),
-                        int(refine)), steps
+                        int(refine), protect), steps
 
     def _receive_events(self, path, steps, seed, threshold, strict: bool):
         """Checked arguments, then the receiver's events for the bitstream file at ``path``."""
@@ -337,12 +343,14 @@ class DiracDemo:
         if record.original is not None:
             yield self._same_bytes(record)
 
-    def _api_stream(self, events, steps, stem):
+    def _api_stream(self, events, steps, stem, protect: str | None = None):
         record = None
         try:
             for ev in events:
                 if isinstance(ev, Compressed):
                     record = RunRecord.start(ev, steps, stem, self.workroot)
+                    if protect is not None:
+                        record.protect = read_mask(protect, record.width, record.height)
                 elif isinstance(ev, StepResult):
                     record.add(ev)
                 else:
@@ -436,6 +444,12 @@ def _refused(endpoint: str, exc: DiracError) -> gr.Error:
     """A user's error in an API call: its sentence for the client, one log line here, no traceback."""
     LOG.warning("%s refused: %s", endpoint, exc)
     return gr.Error(str(exc), print_exception=False)
+
+
+def _optional(payload) -> str | None:
+    """The local path of an optional upload, or None."""
+    path = payload.get("path") if isinstance(payload, dict) else payload
+    return str(path) if path else None
 
 
 def _upload(payload, missing: str) -> str:
@@ -621,12 +635,13 @@ def _api(app: DiracDemo) -> None:
         refine = gr.Number(0, precision=0, minimum=0, maximum=MAX_REFINE,
                            label="refine (neural codec: encoder-side refinement iterations, 0 = none)")
         bitstream = gr.File(type="filepath", label="bitstream")
+        protect = gr.File(type="filepath", label="protect (mask image: bright or opaque regions stay at step 1)")
         out = [gr.Image(format="png", label="image"), gr.JSON(label="metrics"), gr.File(label="bitstream")]
         enhance, decode = gr.Button(), gr.Button()
     api = dict(outputs=out, concurrency_id="dirac", concurrency_limit=CONCURRENCY, preprocess=False)
-    enhance.click(app.enhance, inputs=[image, codec, rate, steps, seed, threshold, refine], api_name="enhance",
-                  **api)
-    decode.click(app.decode, inputs=[bitstream, steps, seed, threshold], api_name="decode", **api)
+    enhance.click(app.enhance, inputs=[image, codec, rate, steps, seed, threshold, refine, protect],
+                  api_name="enhance", **api)
+    decode.click(app.decode, inputs=[bitstream, steps, seed, threshold, protect], api_name="decode", **api)
 
 
 def build_demo(pipe: DiracPipeline, workdir: str | None = None, example_cache: str | None = None) -> gr.Blocks:

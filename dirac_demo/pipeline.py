@@ -309,15 +309,16 @@ class DiracPipeline:
     def run(self, image: ImageLike, codec: str = "jpeg", rate: float = 10, steps: int = 20,
             stop: int | None = None, seed: int = 0, threshold: bool = True, downscale: bool = False,
             with_ms_ssim: bool = True, eta: float = 0.0, refine: int = 0, callback=None,
-            with_swd: bool = False) -> Iterator[Event]:
+            with_swd: bool = False, protect: ImageLike | None = None) -> Iterator[Event]:
         """Sender and receiver in one: Compressed, then StepResult per step, then Finished.
 
-        ``refine`` and ``callback`` go to :meth:`compress` (the neural codec's latent refinement).
+        ``refine`` and ``callback`` go to :meth:`compress` (the neural codec's latent refinement),
+        and so does ``protect`` (a mask sent in the file).
         ``with_swd``: the base and every step also get their live SWD against the original (the
         original's side is computed once per run).
         """
         stop = check_run(steps, stop, eta)
-        comp = self.compress(image, codec, rate, downscale, with_ms_ssim, refine, callback)
+        comp = self.compress(image, codec, rate, downscale, with_ms_ssim, refine, callback, protect)
         meter = LiveSWD(comp.original) if with_swd else None
         if meter is not None:
             comp.swd = meter(comp.base)

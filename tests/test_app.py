@@ -436,23 +436,27 @@ def test_api_signature(client):
     api = client.view_api(print_info=False, return_format="dict")
     params = api["named_endpoints"]["/enhance"]["parameters"]
     names = [p["parameter_name"] for p in params]
-    assert names == ["image", "codec", "rate", "steps", "seed", "threshold", "refine"]
+    assert names == ["image", "codec", "rate", "steps", "seed", "threshold", "refine", "protect"]
     assert [p["parameter_has_default"] for p in params] == [False] + [True] * (len(params) - 1)
+    decode = [p["parameter_name"] for p in api["named_endpoints"]["/decode"]["parameters"]]
+    assert decode == ["bitstream", "steps", "seed", "threshold", "protect"]
 
 
-def test_api_enhance_takes_every_parameter_the_readme_documents(client, pipe, photo_path):
+def test_api_enhance_takes_every_parameter_the_readme_documents(client, pipe, photo_path, tmp_path):
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     row = next(line for line in readme.splitlines() if line.startswith("| `/enhance` |"))
     documented = re.findall(r"`(\w+)`", re.sub(r"\([^()]*\)", "", row.split("|")[2]))   # names, not notes
+    mask = tmp_path / "mask.png"
+    Image.new("L", (96, 72), 255).save(mask)
     given = dict(image=handle_file(str(photo_path)), codec="neural", rate=0.002, steps=1, seed=3,
-                 threshold=False, refine=2)
+                 threshold=False, refine=2, protect=handle_file(str(mask)))
     assert documented == list(given)
     job = client.submit(**given, api_name="/enhance")
     job.result(timeout=120)
     outputs = job.outputs()
     assert [info["step"] for _, info, _ in outputs] == [0, 1] and outputs[0][1]["codec"] == "neural"
     with open(outputs[-1][2], "rb") as fh:
-        assert fh.read() == pipe.compress(str(photo_path), "neural", 0.002, refine=2).bitstream
+        assert fh.read() == pipe.compress(str(photo_path), "neural", 0.002, refine=2, protect=str(mask)).bitstream
 
 
 def test_api_user_error_is_one_log_line_not_a_traceback(client, tmp_path, caplog, capfd):
@@ -564,3 +568,25 @@ def test_receiver_applies_the_files_protect_mask(pipe, photo_path, photo, tmp_pa
     assert not np.array_equal(record.frames[1][inside], record.frames[3][inside])
     last = [pixels(png) for png, _, _ in demo.decode(str(drc), 3, 0, True)][-1]   # read before cleanup
     assert np.array_equal(last[inside], record.frames[1][inside])
+
+
+def test_the_api_takes_a_protect_mask(pipe, photo_path, photo, tmp_path):
+    mask = tmp_path / "mask.png"
+    paint = Image.new("L", photo.size)
+    paint.paste(255, (8, 8, 48, 40))
+    paint.save(mask)
+    demo = app.DiracDemo(pipe, str(tmp_path))
+    inside, outside = (slice(16, 32), slice(16, 40)), (slice(56, 72), slice(60, 96))
+    plain = [pixels(png) for png, _, _ in demo.enhance(str(photo_path), "jpeg", 10, 3, 0, True)]
+    sent = []
+    for png, _, drc in demo.enhance(str(photo_path), "jpeg", 10, 3, 0, True, 0, {"path": str(mask)}):
+        sent.append(pixels(png))
+        data = open(drc, "rb").read()
+    assert data[4] == 3                                              # the mask travels in the file
+    assert np.array_equal(sent[3][inside], plain[1][inside]) and np.array_equal(sent[3][outside], plain[3][outside])
+    drc = tmp_path / "plain.drc"
+    drc.write_bytes(pipe.compress(str(photo_path), "jpeg", 10).bitstream)
+    got = [pixels(png) for png, _, _ in demo.decode(str(drc), 3, 0, True, str(mask))]
+    assert np.array_equal(got[3][inside], plain[1][inside]) and np.array_equal(got[3][outside], plain[3][outside])
+    with pytest.raises(Exception, match="not an image"):
+        list(demo.decode(str(drc), 3, 0, True, str(drc)))
