@@ -29,8 +29,20 @@ def load_pipeline(args: argparse.Namespace) -> DiracPipeline:
     return DiracPipeline.from_pretrained(args.assets, device=args.device, precision=args.precision)
 
 
+def cpu_name() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo), else what the platform module knows."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return f"{line.split(':', 1)[1].strip()} ({platform.machine()})"
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine_facts(device: torch.device, precision: str | None) -> dict:
     """Where a document was measured: device type and name, precision, CPU threads, torch version."""
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
     return {"device": device.type, "device_name": name, "precision": precision,
             "threads": torch.get_num_threads(), "torch": torch.__version__}

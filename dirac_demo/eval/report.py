@@ -209,13 +209,19 @@ def bd_table(docs: list[dict]) -> str | None:
     return _table(["curve", "anchor", "BD-rate (PSNR)", "BD-PSNR (dB)"], rows)
 
 
+def _machine(doc: dict) -> str:
+    """Where a benchmark ran: 'cpu (AMD EPYC (x86_64))', or as much of it as the file says."""
+    device = doc.get("device", "")
+    return f"{device} ({doc['device_name']})".strip() if doc.get("device_name") else device
+
+
 def speed(docs: list[dict]) -> str | None:
     rows = []
     for d in docs:
         if not d.get("schema", "").startswith("dirac_demo.benchmark/"):
             continue
         for r in d["results"]:
-            rows.append([f"{r['width']}×{r['height']}", d["device"], d["precision"], str(d["threads"]),
+            rows.append([f"{r['width']}×{r['height']}", _machine(d), d["precision"], str(d["threads"]),
                          f"{r['ms_per_step']:.1f} ± {r['ms_per_step_std']:.1f}", _f(r["gflops_per_step"], 1),
                          _f(r["effective_gflop"], 1), _f(r["first_frame_s"], 3), _f(r["peak_mem_mib"], 0)])
         rows.append([f"matmul {d['matmul']['n']}² fp32: {d['matmul']['gflops']:.1f} GFLOP/s"] + [""] * 8)
@@ -313,7 +319,8 @@ def _speed_rows(docs: list[dict]) -> list[list[str]]:
                 if (r["width"], r["height"]) == (768, 512):
                     eff = r["effective_gflop"]
                     rows.append(["speed, 768×512: s/step × fp32 matmul GFLOP/s ≤ 80 (≈ 0.5 s/step)",
-                                 f"{r['ms_per_step'] / 1e3:.3f} s/step ({d['precision']}, {d['threads']} threads, "
+                                 f"{r['ms_per_step'] / 1e3:.3f} s/step ({_machine(d)}, {d['precision']}, "
+                                 f"{d['threads']} threads, "
                                  f"{r['gflops_per_step']:.0f} GFLOP/step) × {d['matmul']['gflops']:.1f} GFLOP/s "
                                  f"= **{eff:.1f}**", _met(eff <= 80.0)])
     return rows
