@@ -246,7 +246,7 @@ class DiracDemo:
 
     def offer_file(self, image) -> tuple:
         """An upload that is a JPEG file: show what enhancing it as it is means, and its button."""
-        text = jpeg_offer(image.get("path") if isinstance(image, dict) else image)
+        text = jpeg_offer(_optional(image))
         return gr.update(value=text or "", visible=bool(text)), gr.update(visible=bool(text))
 
     def view(self, record, k, reference, cx, cy, zoom) -> dict:
@@ -457,10 +457,10 @@ def _upload(payload, missing: str) -> str:
     the upload into its cache and checks the path, but leaves decoding to dirac_demo.images.load_image
     (gr.Image would open it with Pillow first, so a text file or a decompression bomb would fail
     inside Gradio instead of giving our one-line message)."""
-    path = payload.get("path") if isinstance(payload, dict) else payload
-    if not path:
+    path = _optional(payload)
+    if path is None:
         raise InputError(missing)
-    return str(path)
+    return path
 
 
 # ---- page -------------------------------------------------------------------------------

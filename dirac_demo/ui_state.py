@@ -26,7 +26,7 @@ from .codecs.bitstream import LMBDA_MAX, LMBDA_MIN
 from .codecs.jpeg import JPEG_FILE, is_jpeg_file, read_jpeg_file
 from .codecs.refine import DEFAULT_ITERS as UI_REFINE_ITERS
 from . import __version__
-from .errors import BitstreamError, InputError, NoModelError
+from .errors import BitstreamError, DiracError, InputError, NoModelError
 from .images import pil_to_tensor, png_bytes, tensor_to_uint8
 from .pipeline import Compressed, DiracPipeline, StepResult
 from .protect import compose, coverage, file_mask
@@ -103,12 +103,11 @@ def file_note(enc) -> str:
 def jpeg_offer(path: str | None) -> str | None:
     """For an upload that is a plain JPEG file: what enhancing it as it is means, else None."""
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(MAX_BITSTREAM_BYTES + 1)
-        if len(head) > MAX_BITSTREAM_BYTES or not is_jpeg_file(head):
+        head = read_bitstream(path)
+        if not is_jpeg_file(head):
             return None
         enc = read_jpeg_file(head)
-    except (OSError, TypeError, BitstreamError):
+    except (OSError, DiracError):
         return None
     facts = enc.extra[JPEG_FILE]
     quality = f"quality {enc.rate:g}" + ("" if facts["quality_exact"] else " (estimated)")
@@ -487,7 +486,12 @@ class RunRecord:
     def frame_file(self, k: int) -> Path:
         """Frame k as shown (:meth:`shown`), as a lossless PNG file (for display and download)."""
         masked = "_protected" if self.protect is not None and k > self.protect_step else ""
-        return self.save(f"{self.stem}_step{k:02d}{masked}", self.shown(k))
+        name = f"{self.stem}_step{k:02d}{masked}"
+        written = self._png(name)                 # shown once: a composed frame is not composed again
+        return written if written.exists() else self.save(name, self.shown(k))
+
+    def _png(self, name: str) -> Path:
+        return self.workdir / f"{name}.png"
 
     def save(self, name: str, image: np.ndarray) -> Path:
         """``image`` as ``workdir/name.png``, written once.
@@ -496,7 +500,7 @@ class RunRecord:
         content hash without a staging file, so two sessions showing the same frame at once can
         serve each other a half-written file; files are copied into its cache atomically.
         """
-        path = self.workdir / f"{name}.png"
+        path = self._png(name)
         if not path.exists():
             fd, staging = tempfile.mkstemp(dir=self.workdir, prefix=f".{name}.")
             with os.fdopen(fd, "wb") as fh:

@@ -66,15 +66,16 @@ def pillow(img: Image.Image, quality: int, **kw) -> bytes:
 
 
 def cjpeg(img: Image.Image, quality: int, *flags: str) -> bytes:
+    """``cjpeg -quality Q FLAGS`` on ``img`` (a PPM on its stdin); "-qtables" gets mozjpeg's tables."""
+    ppm = io.BytesIO()
+    img.save(ppm, format="PPM")
     with tempfile.TemporaryDirectory() as tmp:
-        src = Path(tmp) / "in.ppm"
-        img.save(src)
-        table = Path(tmp) / "tables.txt"            # "-qtables" takes mozjpeg's tables from this file
-        table.write_text((" ".join(map(str, MOZJPEG_TABLE)) + "\n") * 2)
-        flags = tuple(a for f in flags for a in ((f, str(table)) if f == "-qtables" else (f,)))
-        out = subprocess.run(["cjpeg", "-quality", str(quality), *flags, str(src)],
-                             capture_output=True, check=True)
-        return out.stdout
+        table = Path(tmp) / "tables.txt"
+        if "-qtables" in flags:
+            table.write_text((" ".join(map(str, MOZJPEG_TABLE)) + "\n") * 2)
+        args = [a for f in flags for a in ((f, str(table)) if f == "-qtables" else (f,))]
+        return subprocess.run(["cjpeg", "-quality", str(quality), *args], input=ppm.getvalue(),
+                              capture_output=True, check=True).stdout
 
 
 ENCODERS = {
