@@ -26,14 +26,16 @@ from dirac_demo.codecs.neural import MAX_REFINE
 from dirac_demo.errors import TooLargeError
 from dirac_demo.references import references
 from dirac_demo.protect import read_mask
-from dirac_demo.ui_state import (APP_MAX_PIXELS, DEFAULT_NEURAL_RATE, DEFAULT_QF, DEFAULT_STEPS, MAX_SEED,
+from dirac_demo.ui_state import (APP_MAX_PIXELS, AVIF_QUALITY_INFO, DEFAULT_AVIF_QUALITY, QUALITY_LABELS, DEFAULT_NEURAL_RATE, DEFAULT_QF, DEFAULT_STEPS, MAX_SEED,
                                    MAX_STEPS, NEURAL_RATE_INFO, NEURAL_RATE_LABEL, NEURAL_RATE_MAX,
-                                   NEURAL_RATE_MIN, PLANE_COLORS, PLANE_NOTE, QF_INFO, REFINE_INFO, REFINE_LABEL,
-                                   STEPS_INFO, STEPS_LABEL, THRESHOLD_INFO, THRESHOLD_LABEL, UI_REFINE_ITERS,
-                                   ExampleCache, RunRecord, StopFlag, api_rate, cleanup_record, default_settings_note, device_label, downscale_advice,
-                                   downscale_label, file_stem, flag, has_threshold_table, jpeg_offer,
-                                   lmbda_from_slider, lmbda_text, missing_model_note, models_markdown,
-                                   read_bitstream, same_bytes_codecs, usable_steps, whole)
+                                   NEURAL_RATE_MIN, PAINT_COLOR, PAINT_NOTE, PAINT_OPACITY, PLANE_COLORS, PLANE_NOTE,
+                                   QF_INFO, REFINE_INFO, REFINE_LABEL, STEPS_INFO, STEPS_LABEL, THRESHOLD_INFO,
+                                   THRESHOLD_LABEL, UI_REFINE_ITERS, ExampleCache, RunRecord, StopFlag, api_rate,
+                                   brush_radius, cleanup_record, default_settings_note, device_label,
+                                   downscale_advice, downscale_label, editor_mask, file_stem, flag,
+                                   has_threshold_table, jpeg_offer, lmbda_from_slider, lmbda_text,
+                                   missing_model_note, models_markdown, read_bitstream, same_bytes_codecs,
+                                   usable_steps, whole)
 
 try:   # ZeroGPU on Hugging Face Spaces: the GPU is attached only inside spaces.GPU functions
     import spaces
@@ -52,6 +54,7 @@ CSS = """
 .crop-view img { object-fit: none !important; max-width: none !important; max-height: none !important;
                  width: auto !important; height: auto !important; image-rendering: pixelated; }
 .plane-plot { max-width: 760px; }
+.paint-editor button[aria-label="Clear canvas"] { display: none !important; }
 """
 LOG = logging.getLogger("dirac_demo.app")
 
@@ -100,12 +103,24 @@ class Panel:
     png: gr.DownloadButton
     stop: gr.State
     drc: gr.DownloadButton | None = None
+    paint: gr.ImageEditor | None = None
+    paint_md: gr.Markdown | None = None
+    paint_on: gr.Checkbox | None = None
+    paint_clear: gr.Button | None = None
+    paint_rev: gr.State | None = None   # one up each time the protect mask changes: shows the step again
 
     @property
     def outputs(self) -> list:
-        controls = {"zoom", "stop"}      # the reference radio is an output too: its choices follow the run
+        """What a run or a view updates (the reference radio too: its choices follow the run); not the
+        paint editor, which :meth:`DiracDemo.paint_canvas` sets on its own."""
+        skipped = {"zoom", "stop", "paint", "paint_clear", "paint_rev"}
         return [getattr(self, f.name) for f in fields(self)
-                if f.name not in controls and getattr(self, f.name) is not None]
+                if f.name not in skipped and getattr(self, f.name) is not None]
+
+    def canvas(self, app: DiracDemo) -> dict:
+        """The arguments of the event that sets the paint editor after a run (or empties it)."""
+        return dict(fn=self.bind(app.paint_canvas), inputs=self.record, outputs=self.paint,
+                    api_visibility="private", show_progress="hidden")
 
     @property
     def view_inputs(self) -> list:
@@ -214,7 +229,7 @@ class DiracDemo:
         stop.clear()
         try:
             image = _upload(image, "Upload an image first, or pick an example.")
-            rate = api_rate(codec, qf) if codec == "jpeg" else lmbda_from_slider(neural_rate)
+            rate = api_rate(codec, qf) if codec != "neural" else lmbda_from_slider(neural_rate)
             refine = UI_REFINE_ITERS if refine and codec == "neural" else 0
             events, steps = self._send_events(image, codec, rate, steps, seed, threshold, downscale, refine,
                                               False)
@@ -254,11 +269,44 @@ class DiracDemo:
         if not isinstance(record, RunRecord) or not record.workdir.exists():
             return {}
         k = min(int(k), record.steps_run)
-        crop = record.save(f"crop_{k}_{cx:g}_{cy:g}_{zoom}", record.crop(k, cx, cy, int(zoom)))
         shot = record.same_bytes.get(reference)
         line = record.step_line(k, self.device) + (f"  \nCompared with {shot.facts()}" if shot else "")
         return {"step_md": line, "compare": record.pair(k, reference), "plot": _plot(record, k),
-                "crop": crop, "png": gr.update(value=str(record.frame_file(k)), interactive=True)}
+                "crop": record.crop_file(k, cx, cy, zoom), "paint_md": record.paint_line(k),
+                "png": gr.update(value=str(record.frame_file(k)), interactive=True)}
+
+    # ---- painted protection: the mask changes, then :meth:`view` composes stored frames -------
+    # Each returns the paint revision, one up when what the page shows changed (its change event
+    # runs view), else skip(): so the events an editor fires when a run empties or fills it
+    # update nothing while a run streams.
+    @staticmethod
+    def paint(record, value, rev):
+        """The editor's strokes: its layers become the protect mask."""
+        if not _done(record) or not isinstance(value, dict) or value.get("background") is None:
+            return gr.skip()                        # nothing to paint on: no finished run
+        return _bumped(rev, record.paint(editor_mask(value, record.width, record.height)))
+
+    @staticmethod
+    def paint_toggle(record, on, rev):
+        """'Apply painted protection': the chosen step with or without the mask."""
+        if not _done(record) or record.paint_on == bool(on):
+            return gr.skip()
+        record.paint_on = bool(on)
+        return _bumped(rev, True)
+
+    @staticmethod
+    def paint_clear(record, rev):
+        """'Clear painted regions': no mask (nor the file's); :meth:`paint_canvas` then empties the editor."""
+        return _bumped(rev, record.paint(None)) if _done(record) else gr.skip()
+
+    @staticmethod
+    def paint_canvas(record) -> dict:
+        """The editor once a run has ended: its last step under the mask in effect, with a brush
+        sized to the image; empty without a finished run (as a run starts, or after a failure)."""
+        if not _done(record):
+            return {"paint": None}
+        return {"paint": gr.update(value=record.paint_editor(),
+                                   brush=_brush(brush_radius(record.width, record.height)))}
 
     def pick_crop(self, record, evt: gr.SelectData) -> tuple:
         """A click on the current image centres the full-resolution crop there."""
@@ -269,11 +317,14 @@ class DiracDemo:
     def codec_controls(self, codec) -> tuple:
         """Show the rate control of the chosen codec; disable steps where it has no DIRAC model."""
         note = missing_model_note(self.pipe, codec)
-        jpeg = codec == "jpeg"
         steps = (gr.update(value=0, interactive=False) if codec not in self.pipe.dirac
                  else gr.update(value=DEFAULT_STEPS, interactive=True))
-        neural = gr.update(visible=not jpeg)
-        return (gr.update(visible=jpeg), neural, neural, gr.update(visible=has_threshold_table(self.pipe, codec)),
+        neural = gr.update(visible=codec == "neural")
+        quality = (gr.update(visible=False) if codec == "neural" else
+                   gr.update(visible=True, label=QUALITY_LABELS[codec], minimum=0 if codec == "avif" else 1,
+                             value=DEFAULT_AVIF_QUALITY if codec == "avif" else DEFAULT_QF,
+                             info=AVIF_QUALITY_INFO if codec == "avif" else QF_INFO))
+        return (quality, neural, neural, gr.update(visible=has_threshold_table(self.pipe, codec)),
                 neural, steps, gr.update(value=f"⚠️ {note}" if note else "", visible=bool(note)))
 
     # ---- API --------------------------------------------------------------------------
@@ -326,7 +377,10 @@ class DiracDemo:
     # ---- streaming --------------------------------------------------------------------
     def _stream(self, events, steps, stem, stop: StopFlag, view):
         """Page updates from pipeline events; the Stop button is honoured between steps. On the
-        sender's side, the WebP and AVIF files of the same bytes follow the last step."""
+        sender's side, the WebP and AVIF files of the same bytes follow the last step, in an update
+        that repeats the finished view: Gradio streams each update as a diff from the one before, and
+        its browser client applies a diff in place to the objects it handed to the page with that one,
+        so an output left out of the last update could be emptied before the page had drawn it."""
         record = None
         with closing(events):
             for ev in events:
@@ -340,8 +394,8 @@ class DiracDemo:
                 if stop.requested and record is not None:
                     break
         yield self._finished(record, view)
-        if record.original is not None:
-            yield self._same_bytes(record)
+        if record.original is not None:   # made afresh: Gradio takes the value out of an update it sends
+            yield {**self._finished(record, view), **self._same_bytes(record)}
 
     def _api_stream(self, events, steps, stem, protect: str | None = None):
         record = None
@@ -387,8 +441,9 @@ class DiracDemo:
         k = record.steps_run
         making = (f"Making WebP and AVIF files of at most {record.nbytes:,} bytes for comparison…"
                   if record.original is not None else "")
+        record.finished = True
         return {"status": _lines(record.summary(), self._done(record), making),
-                "step": gr.update(maximum=max(k, 1), value=k, interactive=k > 0),
+                "step": gr.update(maximum=max(k, 1), value=k, interactive=k > 0), "paint_on": record.paint_on,
                 **self.view(record, k, *view)}
 
     def _same_bytes(self, record: RunRecord) -> dict:
@@ -419,7 +474,7 @@ class DiracDemo:
         return {"record": None, "status": status, "base": None, "current": None, "plot": None,
                 "step": gr.update(value=0, interactive=False), "step_md": "", "compare": None, "crop": None,
                 "reference": gr.update(choices=choices, value=reference if reference in choices else choices[0]),
-                "png": off, "drc": off}
+                "png": off, "drc": off, "paint_md": "", "paint_on": True}
 
 
 _SENDER_REFERENCES = ["original", "base"]
@@ -428,6 +483,21 @@ _SENDER_REFERENCES = ["original", "base"]
 def _lines(*parts: str) -> str:
     """The status text: its non-empty parts as paragraphs."""
     return "\n\n".join(p for p in parts if p)
+
+
+def _done(record) -> bool:
+    """Whether ``record`` is a finished run whose files are still there (paint acts on those only)."""
+    return isinstance(record, RunRecord) and record.finished and record.workdir.exists()
+
+
+def _bumped(rev, changed: bool):
+    """The paint revision after a paint event: one up when the mask changed, else Gradio's skip()."""
+    return int(rev or 0) + 1 if changed else gr.skip()
+
+
+def _brush(radius: int | str = "auto") -> gr.Brush:
+    """The paint brush: one colour, half transparent, so the frame shows through."""
+    return gr.Brush(default_size=radius, colors=[(PAINT_COLOR, PAINT_OPACITY)], color_mode="fixed")
 
 
 def _plot(record: RunRecord, chosen: int):
@@ -496,23 +566,46 @@ def _results(kind: str) -> Panel:
             crop_y = gr.Slider(0, 100, value=50, step=1, label="Crop position y (%)")
     crop = gr.Image(label="Full-resolution crop: " + ("original | base | step" if sender else "base | step"),
                     format="png", interactive=False, elem_id=f"{kind}-crop", elem_classes="crop-view")
+    paint, paint_md, paint_on, paint_clear = _paint_controls(kind)
+    paint_rev = gr.State(0)
     with gr.Row():
         drc = (gr.DownloadButton("Download bitstream (.drc)", interactive=False, elem_id=f"{kind}-drc")
                if sender else None)
         png = gr.DownloadButton("Download PNG at this step", interactive=False, elem_id=f"{kind}-png")
     return Panel(record, status, base, current, plot, step, step_md, reference, compare, crop_x, crop_y,
-                 zoom, crop, png, stop, drc)
+                 zoom, crop, png, stop, drc, paint, paint_md, paint_on, paint_clear, paint_rev)
+
+
+def _paint_controls(kind: str) -> tuple:
+    """The brush over the last step, its line, the protection toggle and the clear button."""
+    gr.Markdown(PAINT_NOTE)
+    # Always editable: as an event's output, Gradio 6.31's read-only ImageEditor fails in the browser
+    # ("reading 'get_data'"). Without a finished run there is nothing to paint on and its events do nothing.
+    paint = gr.ImageEditor(label="Paint over the last step", type="pil", image_mode="RGBA", format="png",
+                           sources=(), transforms=(), layers=False, brush=_brush(), eraser=gr.Eraser(), buttons=[],
+                           height="min(520px, 85vw)", interactive=True, elem_id=f"{kind}-paint",
+                           elem_classes="paint-editor")
+    paint_md = gr.Markdown(elem_id=f"{kind}-paint-md")
+    with gr.Row():
+        paint_on = gr.Checkbox(True, label="Apply painted protection", elem_id=f"{kind}-paint-on")
+        paint_clear = gr.Button("Clear painted regions", size="sm", elem_id=f"{kind}-paint-clear")
+    return paint, paint_md, paint_on, paint_clear
 
 
 def _wire_panel(app: DiracDemo, p: Panel) -> None:
-    """Step slider, comparison and crop controls, and click-to-crop of one tab."""
+    """Step slider, comparison and crop controls, click-to-crop and the paint controls of one tab."""
     view = p.bind(app.view)
-    triggers = [p.step.input, p.reference.input, p.crop_x.input, p.crop_y.input, p.zoom.input]
+    triggers = [p.step.input, p.reference.input, p.crop_x.input, p.crop_y.input, p.zoom.input, p.paint_rev.change]
     gr.on(triggers, view, inputs=p.view_inputs, outputs=p.outputs, api_visibility="private",
           trigger_mode="always_last", show_progress="hidden", concurrency_limit=4, concurrency_id="view")
     p.current.select(app.pick_crop, inputs=p.record, outputs=[p.crop_x, p.crop_y],
                      api_visibility="private", show_progress="hidden").then(
         view, inputs=p.view_inputs, outputs=p.outputs, api_visibility="private", show_progress="hidden")
+    quiet = dict(outputs=p.paint_rev, api_visibility="private", trigger_mode="always_last", show_progress="hidden",
+                 concurrency_limit=4, concurrency_id="view")
+    p.paint.input(app.paint, inputs=[p.record, p.paint, p.paint_rev], **quiet)
+    p.paint_on.input(app.paint_toggle, inputs=[p.record, p.paint_on, p.paint_rev], **quiet)
+    p.paint_clear.click(app.paint_clear, inputs=[p.record, p.paint_rev], **quiet).then(**p.canvas(app))
 
 
 def _steps_slider(value: int, **kwargs) -> gr.Slider:
@@ -526,7 +619,8 @@ def _threshold_box(**kwargs) -> gr.Checkbox:
 def _codec_controls(pipe: DiracPipeline) -> dict:
     """Codec, its rate control (QF, or the neural rate slider over −log10 λ_rate), thresholding, steps."""
     with gr.Group():
-        codec = gr.Radio([("JPEG", "jpeg"), ("Neural codec", "neural")], value="jpeg", label="Base codec",
+        codec = gr.Radio([("JPEG", "jpeg"), ("AVIF", "avif"), ("Neural codec", "neural")], value="jpeg",
+                         label="Base codec",
                          elem_id="send-codec")
         qf = gr.Slider(1, 100, value=DEFAULT_QF, step=1, label="JPEG quality factor", info=QF_INFO)
         neural_rate = gr.Slider(NEURAL_RATE_MIN, NEURAL_RATE_MAX, value=DEFAULT_NEURAL_RATE, step=0.001,
@@ -579,7 +673,7 @@ def _sender_tab(app: DiracDemo) -> dict:
             return {image: path, **(shown if isinstance(shown, dict) else {})}
         gallery.click(pick, inputs=[gallery, c["codec"], c["qf"], c["steps"], seed, c["threshold"], *view],
                        outputs=[image, *panel.outputs], api_visibility="private", show_progress="minimal",
-                       concurrency_limit=4, concurrency_id="view")
+                       concurrency_limit=4, concurrency_id="view").then(**panel.canvas(app))
     inputs = [image, c["codec"], c["qf"], c["neural_rate"], c["steps"], seed, c["threshold"], downscale,
               c["refine"], *view]
     return dict(kind="send", run=run, stop=stop, panel=panel, inputs=inputs, as_is=as_is,
@@ -593,8 +687,8 @@ def _receiver_tab() -> dict:
                 "the steps by eye against the base reconstruction.")
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
-            drc = gr.File(label="Bitstream (.drc) or JPEG file", file_types=[".drc", ".jpg", ".jpeg", ".jfif"],
-                          type="filepath", elem_id="rx-file")
+            drc = gr.File(label="Bitstream (.drc), JPEG or AVIF file", type="filepath", elem_id="rx-file",
+                          file_types=[".drc", ".jpg", ".jpeg", ".jfif", ".avif"])
             steps = _steps_slider(DEFAULT_STEPS)
             seed = gr.Number(0, precision=0, label="Seed", minimum=0, maximum=MAX_SEED)
             threshold = _threshold_box()
@@ -614,9 +708,12 @@ def _run_events(app: DiracDemo, tab: dict, method) -> None:
                show_progress="minimal", preprocess=False)
     # first: the page runs a trigger's events in order, each after the previous one has finished
     tab["run"].click(None, js=SCROLL_TO_RESULTS % tab["kind"], queue=False, api_visibility="private")
-    tab["run"].click(p.bind_stream(method), inputs=tab["inputs"], **run)
+    starts = [(tab["run"], method, tab["inputs"])]
     if "as_is" in tab:
-        tab["as_is"].click(p.bind_stream(app.enhance_file), inputs=tab["as_is_inputs"], **run)
+        starts.append((tab["as_is"], app.enhance_file, tab["as_is_inputs"]))
+    for button, handler, inputs in starts:   # the editor empties as the run starts, and shows its last step after
+        button.click(lambda: None, outputs=p.paint, queue=False, api_visibility="private", show_progress="hidden")
+        button.click(p.bind_stream(handler), inputs=inputs, **run).then(**p.canvas(app))
     # Not Gradio's `cancels`: the run itself ends between steps and shows what it has, so no
     # late update from a killed run can overwrite the page.
     tab["stop"].click(StopFlag.request, inputs=p.stop, api_visibility="private", queue=False)
@@ -627,8 +724,8 @@ def _api(app: DiracDemo) -> None:
     """Hidden components behind the /enhance and /decode endpoints (see the API page)."""
     with gr.Row(visible=False):
         image = gr.Image(type="filepath", image_mode=None, label="image")
-        codec = gr.Radio(["jpeg", "neural"], value="jpeg", label="codec")
-        rate = gr.Number(DEFAULT_QF, label="rate (JPEG quality factor 1-100, or neural λ_rate)")
+        codec = gr.Radio(["jpeg", "avif", "neural"], value="jpeg", label="codec")
+        rate = gr.Number(DEFAULT_QF, label="rate (JPEG quality factor 1-100, AVIF quality 0-100, or neural λ_rate)")
         steps = gr.Number(DEFAULT_STEPS, precision=0, minimum=0, maximum=MAX_STEPS, label="steps")
         seed = gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="seed")
         threshold = gr.Checkbox(True, label="threshold")

@@ -13,6 +13,8 @@ from . import __version__
 from .errors import DiracError, TooLargeError
 from .protect import DEFAULT_FEATHER, compose, coverage, file_mask, read_mask
 
+RATE_FLAGS = {"jpeg": ("qf", 75), "avif": ("quality", 50), "neural": ("lmbda", 0.0016)}   # flag, default
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dirac-demo",
@@ -23,11 +25,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     sub = p.add_subparsers(dest="command", required=True)
 
-    c = sub.add_parser("compress", help="encode an image to a .drc bitstream")
+    c = sub.add_parser("compress", help="encode an image to a .drc bitstream (JPEG, AVIF or neural base codec)")
     c.add_argument("image")
     c.add_argument("-o", "--output", required=True)
-    c.add_argument("--codec", choices=["jpeg", "neural"], default="jpeg")
-    c.add_argument("--qf", type=int, default=None, help="JPEG quality factor 1..100")
+    c.add_argument("--codec", choices=list(RATE_FLAGS), default="jpeg")
+    c.add_argument("--qf", type=int, default=None, help="JPEG quality factor 1..100 (default 75)")
+    c.add_argument("--quality", type=int, default=None, help="AVIF quality 0..100 (default 50)")
     c.add_argument("--lmbda", type=float, default=None, help="neural λ_rate in [0.0004, 0.016]")
     c.add_argument("--downscale", action="store_true", help="downscale images over the size limit")
     c.add_argument("--refine", type=int, default=0,
@@ -37,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mask image of regions the receiver keeps faithful (faces, text): it travels in "
                         "the file as a low-resolution bitmap, a few hundred bytes counted in the rate")
 
-    d = sub.add_parser("decompress", help="decode a bitstream (.drc, or any JPEG file) and enhance it with DIRAC")
+    d = sub.add_parser("decompress", help="decode a bitstream (.drc, or any JPEG or AVIF file) and enhance it with DIRAC")
     d.add_argument("bitstream")
     d.add_argument("-o", "--output", required=True, help="output PNG")
     d.add_argument("--steps", type=int, default=20,
@@ -57,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"pixels of blending on each side of the mask's edge (default {DEFAULT_FEATHER})")
     d.add_argument("--ignore-mask", action="store_true", help="ignore a protect mask carried in the file")
 
-    i = sub.add_parser("info", help="describe a bitstream (.drc, or any JPEG file)")
+    i = sub.add_parser("info", help="describe a bitstream (.drc, or any JPEG or AVIF file)")
     i.add_argument("bitstream")
     return p
 
@@ -76,17 +79,20 @@ def _write(path: str, data: bytes) -> None:
         raise DiracError(f"Cannot write {path!r}: {exc.strerror}.") from exc
 
 
+def _rate(args) -> float:
+    """The rate flag of ``--codec`` (or its default); another codec's flag is refused."""
+    flag, default = RATE_FLAGS[args.codec]
+    for other, (other_flag, _) in RATE_FLAGS.items():
+        if other_flag != flag and getattr(args, other_flag) is not None:
+            raise DiracError(f"--{other_flag} is for {other}; {args.codec} takes --{flag}.")
+    if args.refine and args.codec != "neural":
+        raise DiracError("--refine is for the neural codec.")
+    value = getattr(args, flag)
+    return default if value is None else value
+
+
 def _compress(args, pipe) -> None:
-    if args.codec == "jpeg":
-        if args.lmbda is not None:
-            raise DiracError("--lmbda is for the neural codec; JPEG takes --qf.")
-        rate = 75 if args.qf is None else args.qf
-        if args.refine:
-            raise DiracError("--refine is for the neural codec.")
-    else:
-        if args.qf is not None:
-            raise DiracError("--qf is for JPEG; the neural codec takes --lmbda.")
-        rate = 0.0016 if args.lmbda is None else args.lmbda
+    rate = _rate(args)
     try:
         comp = pipe.compress(args.image, args.codec, rate, args.downscale, refine=args.refine,
                              protect=args.protect)
@@ -133,6 +139,7 @@ def _mask(args, enc, stop: int):
 
 def _info(args) -> None:
     from . import codecs
+    from .codecs.avif import AVIF_FILE
     from .codecs.jpeg import JPEG_FILE
     from .quality import bits_per_pixel
     data = _read(args.bitstream)
@@ -145,7 +152,13 @@ def _info(args) -> None:
               f"{facts['scan']}, {kind} {enc.quality}" + ("" if facts["quality_exact"] else
                                                   " (not the IJG tables: nearest by table scale)"))
         return
-    rate = f"quality {enc.quality}" if enc.codec == "jpeg" else f"lambda {enc.lmbda:.6g} (s={enc.scale_q}/1024)"
+    avif = enc.extra.get(AVIF_FILE)
+    if avif:
+        kind = "quality" if avif["quality_exact"] else "estimated quality"
+        print(f"AVIF file {enc.width}x{enc.height}, {len(data)} bytes, {bpp:.4f} bpp, {kind} {enc.quality}"
+              + ("" if avif["quality_exact"] else " (a quantiser this encoder does not use: the nearest one)"))
+        return
+    rate = f"quality {enc.quality}" if enc.codec != "neural" else f"lambda {enc.lmbda:.6g} (s={enc.scale_q}/1024)"
     mask = file_mask(enc)
     protect = f", protect mask {len(enc.mask)} bytes covering {coverage(mask):.1%}" if mask is not None else ""
     print(f"{enc.codec} {enc.width}x{enc.height} {rate}, {len(data)} bytes, {bpp:.4f} bpp{protect}")

@@ -18,6 +18,7 @@ import torch
 
 from . import codecs
 from .codecs import bitstream
+from .codecs.avif import AvifCodec
 from .codecs.jpeg import JpegCodec
 from .codecs.neural import PRE_FILTER, NeuralCodec
 from .codecs.bitstream import Encoded
@@ -114,6 +115,7 @@ class DiracPipeline:
         self.net_dtype = torch.bfloat16 if self.cast_net else torch.float32
         self.amp_dtype = None if self.cast_net else amp_dtype
         self.jpeg = JpegCodec()
+        self.avif = AvifCodec()
         self.neural = neural_codec.eval().cpu() if neural_codec is not None else None   # codec: fp32, CPU
         self.dirac = {}
         for name, model in (dirac or {}).items():
@@ -132,7 +134,7 @@ class DiracPipeline:
         except WeightsError as exc:
             if "not found" not in str(exc):
                 raise
-        for base, name in (("jpeg", "dirac_jpeg"), ("neural", "dirac_neural")):
+        for base, name in (("jpeg", "dirac_jpeg"), ("neural", "dirac_neural"), ("avif", "dirac_avif")):
             try:
                 models[base] = load_dirac(resolve(name, assets, hub_repo))
             except WeightsError as exc:
@@ -144,16 +146,18 @@ class DiracPipeline:
     def available(self) -> dict[str, bool]:
         """Which parts are loaded: the neural codec and each DIRAC model."""
         return {"neural_codec": self.neural is not None, "dirac_jpeg": "jpeg" in self.dirac,
-                "dirac_neural": "neural" in self.dirac}
+                "dirac_neural": "neural" in self.dirac, "dirac_avif": "avif" in self.dirac}
 
     def _codec(self, name: str):
         if name == "jpeg":
             return self.jpeg
+        if name == "avif":
+            return self.avif
         if name == "neural":
             if self.neural is None:
                 raise WeightsError("The neural codec has no trained weights loaded.")
             return self.neural
-        raise InputError(f"Unknown codec {name!r}: use 'jpeg' or 'neural'.")
+        raise InputError(f"Unknown codec {name!r}: use 'jpeg', 'avif' or 'neural'.")
 
     def _metrics(self, img: torch.Tensor, original: torch.Tensor | None, with_ms_ssim: bool):
         if original is None:
@@ -210,7 +214,7 @@ class DiracPipeline:
         fitted = fit_pixels(source, self.max_pixels, downscale)
         x = pil_to_tensor(fitted)
         c = self._codec(codec)
-        if codec == "jpeg":
+        if codec in ("jpeg", "avif"):
             enc = c.compress(x, int(round(rate)))
         else:
             enc = c.compress(x, float(rate), refine=refine, callback=callback)
@@ -225,7 +229,7 @@ class DiracPipeline:
                           source_size=source.size if fitted.size != source.size else None)
 
     def decode(self, data: bytes) -> Compressed:
-        """Receiver side: decode a ``.drc`` bitstream, or a plain JPEG file, to its base reconstruction."""
+        """Receiver side: decode a ``.drc`` bitstream, or a plain JPEG or AVIF file, to its base reconstruction."""
         t0 = time.perf_counter()
         enc = codecs.read(data)
         if enc.width * enc.height > self.max_pixels:
@@ -265,7 +269,7 @@ class DiracPipeline:
 
     def clip_for(self, enc: Encoded, threshold: bool = True) -> float:
         """The bound on r̂0: with thresholding on (A.4), θ at the file's rate from the model's
-        table (λ_rate for the neural codec, the quality factor for JPEG); else, or without a
+        table (λ_rate for the neural codec, the quality for JPEG and AVIF); else, or without a
         table, 1 (the plain image range)."""
         model = self.dirac.get(enc.codec)
         if threshold and model is not None:

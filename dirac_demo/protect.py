@@ -6,7 +6,8 @@ fidelity step's frame inside and the realism step's frame outside; a feathered b
 ``feather`` pixels on each side of the mask's edge blends the two, so no seam shows.
 
 The mask is read from any image (:func:`read_mask`: the opaque pixels of a layer with
-transparency, else the bright pixels) and can travel in a ``.drc`` file as a low-resolution bitmap, a few hundred bytes
+transparency, else the bright pixels) or from the layers painted on the page (:func:`paint_mask`),
+and can travel in a ``.drc`` file as a low-resolution bitmap, a few hundred bytes
 (:func:`pack_mask`, :func:`unpack_mask`; the container's layout is in ``docs/bitstream.md``).
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import math
 import struct
 import zlib
+from collections.abc import Iterable
 
 import numpy as np
 import torch
@@ -41,6 +43,19 @@ def read_mask(src: ImageLike, width: int, height: int) -> np.ndarray:
     if img.size != (width, height):
         img = img.resize((width, height), Image.Resampling.NEAREST)
     return np.asarray(img) >= 128
+
+
+def paint_mask(layers: Iterable[ImageLike], width: int, height: int) -> np.ndarray:
+    """The (height, width) bool mask painted on an image editor's layers: every pixel that any
+    layer covers (alpha above 0, so a half-transparent brush counts), each layer resized like
+    :func:`read_mask`; a layer without transparency covers everything. No layers: nothing."""
+    mask = np.zeros((height, width), bool)
+    for layer in layers:
+        alpha = open_image(layer).convert("RGBA").getchannel("A")
+        if alpha.size != (width, height):
+            alpha = alpha.resize((width, height), Image.Resampling.NEAREST)
+        mask |= np.asarray(alpha) > 0
+    return mask
 
 
 def blend_weights(mask: np.ndarray, feather: int = DEFAULT_FEATHER) -> torch.Tensor:

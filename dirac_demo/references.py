@@ -10,10 +10,9 @@ Settings (fixed, so with the same libwebp and libaom a quality names one file on
 
 * WebP: libwebp lossy, ``method`` 6, its slowest (the one ``results/webp.json`` was made with;
   method 4 is 2.5–3× faster and needs about 3 % more bytes for the same PSNR);
-* AVIF: libaom through libavif, ``speed`` 8 of 0..10 (speed 6, libavif's default, needs about 7 %
-  fewer bytes for the same PSNR and takes twice as long), 4:2:0 chroma subsampling like WebP's
-  (4:4:4 gives the same PSNR per byte), full range, one encoder thread: libaom's output depends
-  on its thread count.
+* AVIF: the AVIF base codec's encoder (:func:`dirac_demo.codecs.avif.encode`: libaom speed 8,
+  4:2:0 chroma subsampling like WebP's (4:4:4 gives the same PSNR per byte), full range, one
+  encoder thread).
 
 (Rates at equal PSNR: BD-rates on four Kodak images.) A search is about 7 encodes; at 768×512
 both take 0.8 s together at 0.25 bpp and 2 s at 1 bpp (medians over Kodak, on one core of a
@@ -28,12 +27,10 @@ from typing import Callable
 import torch
 from PIL import Image
 
+from .codecs.avif import encode as encode_avif
 from .images import pil_to_tensor, tensor_to_pil
 
 WEBP_METHOD = 6
-AVIF_SPEED = 8
-AVIF_SUBSAMPLING = "4:2:0"
-AVIF_THREADS = 1
 QUALITIES = range(0, 101)   # Pillow's quality scale for both codecs
 
 
@@ -48,12 +45,6 @@ def _save(img: Image.Image, fmt: str, quality: int, **options) -> bytes:
 def encode_webp(img: Image.Image, quality: int) -> bytes:
     """Lossy WebP file of an RGB image at Pillow ``quality`` 0..100 (method 6)."""
     return _save(img, "WEBP", quality, method=WEBP_METHOD)
-
-
-def encode_avif(img: Image.Image, quality: int) -> bytes:
-    """AVIF file of an RGB image at Pillow ``quality`` 0..100 (libaom speed 8, 4:2:0, one thread)."""
-    return _save(img, "AVIF", quality, speed=AVIF_SPEED, subsampling=AVIF_SUBSAMPLING, range="full",
-                 max_threads=AVIF_THREADS)
 
 
 CODECS: dict[str, tuple[str, Callable[[Image.Image, int], bytes]]] = {

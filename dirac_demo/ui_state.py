@@ -4,10 +4,13 @@
 A :class:`RunRecord` holds every frame of one run (base reconstruction, then each DDIM step), so
 moving the step slider afterwards only looks a frame up: it never runs the network again. On the
 sender's side it also holds the WebP and AVIF files of the same bytes (:class:`SameBytes`), each
-measured like the steps, for the distortion–perception plane and the before/after slider.
+measured like the steps, for the distortion–perception plane and the before/after slider. The
+regions a visitor paints (:func:`editor_mask`) become its protect mask: the chosen step is then
+shown composed with step 1 inside them, again from the kept frames.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import re
@@ -23,19 +26,21 @@ import torch
 from PIL import Image, features
 
 from .codecs.bitstream import LMBDA_MAX, LMBDA_MIN
+from .codecs.avif import AVIF_FILE
 from .codecs.jpeg import JPEG_FILE, is_jpeg_file, read_jpeg_file
 from .codecs.refine import DEFAULT_ITERS as UI_REFINE_ITERS
 from . import __version__
 from .errors import BitstreamError, DiracError, InputError, NoModelError
 from .images import pil_to_tensor, png_bytes, tensor_to_uint8
 from .pipeline import Compressed, DiracPipeline, StepResult
-from .protect import compose, coverage, file_mask
+from .protect import DEFAULT_FEATHER, compose, coverage, file_mask, paint_mask
 from .quality import LiveSWD, bits_per_pixel, psnr
 from .references import CODECS as SAME_BYTES_CODECS, Reference
 
 MAX_STEPS = 50                    # the page's cap on S: the paper needs at most 20 (Sec. 3.3)
 DEFAULT_STEPS = 20
 DEFAULT_QF = 10
+DEFAULT_AVIF_QUALITY = 30
 DEFAULT_LMBDA = 0.0016
 # The neural codec's rate slider reads like the QF slider (right: more bytes, better quality): its
 # value is −log10 λ_rate, since a larger λ_rate weighs the rate more and gives a smaller file.
@@ -56,6 +61,8 @@ PLANE_NOTE = ("Each point is one frame: higher is closer to the original pixel b
 
 # Visitor-facing labels: plain words first, the paper's terms in the info line.
 QF_INFO = "1 = fewest bytes, 100 = best quality"
+QUALITY_LABELS = {"jpeg": "JPEG quality factor", "avif": "AVIF quality"}   # the shared quality slider
+AVIF_QUALITY_INFO = "0 = fewest bytes, 100 = best quality (libaom speed 8, 4:2:0)"
 NEURAL_RATE_LABEL = "Neural codec rate"
 NEURAL_RATE_INFO = ("left = fewest bytes, right = best quality; the value is −log₁₀ λ_rate, the codec's "
                     "weight on the rate in D + λ_rate·R (0.016 down to 0.0004)")
@@ -68,6 +75,11 @@ REFINE_INFO = (f"encoder-side latent refinement: {UI_REFINE_ITERS} iterations of
 STEPS_LABEL = "Enhancement steps"
 STEPS_INFO = ("DIRAC's late-start DDIM steps, ending at t = 0 and spaced as the model's card says; "
               "0 = the base codec only")
+# Painted protection: the brush is magenta at half opacity, so the frame shows through the paint.
+PAINT_COLOR, PAINT_OPACITY = "#ff00ff", 0.5
+PAINT_NOTE = ("### Keep regions faithful\nPaint over faces, text or logos: painted pixels come from step 1 "
+              f"(closest to the original), the rest from the chosen step, blended over {DEFAULT_FEATHER} pixels. "
+              "The before/after slider, the crop and the PNG download show the result; no step runs again.")
 
 
 def lmbda_from_slider(value: float) -> float:
@@ -78,6 +90,26 @@ def lmbda_from_slider(value: float) -> float:
 def lmbda_text(value: float) -> str:
     """The λ_rate that the neural rate slider's position stands for."""
     return f"λ_rate = **{lmbda_from_slider(value):.5f}**"
+
+
+def brush_radius(width: int, height: int) -> int:
+    """The paint brush's starting radius for an image: a fortieth of its shorter side, at least 3 px."""
+    return max(3, round(min(width, height) / 40))
+
+
+def editor_mask(value, width: int, height: int) -> np.ndarray:
+    """The protect mask painted in an image editor's value ({'background', 'layers', 'composite'}):
+    the pixels its layers cover (:func:`dirac_demo.protect.paint_mask`); nothing for no value."""
+    layers = value.get("layers") if isinstance(value, dict) else None
+    return paint_mask(layers or [], width, height)
+
+
+def paint_layer(mask: np.ndarray) -> np.ndarray:
+    """A mask drawn as the editor's paint: an RGBA layer in the brush's colour and opacity."""
+    red, green, blue = (int(PAINT_COLOR[i:i + 2], 16) for i in (1, 3, 5))
+    layer = np.zeros((*mask.shape, 4), np.uint8)
+    layer[mask] = (red, green, blue, round(PAINT_OPACITY * 255))
+    return layer
 
 
 def downscale_label(max_pixels: int) -> str:
@@ -91,13 +123,22 @@ def downscale_advice(max_pixels: int) -> str:
 
 
 def file_note(enc) -> str:
-    """For a plain JPEG file read as a bitstream: its form, and where its quality factor comes from."""
+    """For a plain JPEG or AVIF file read as a bitstream: its form, and where its quality comes from."""
+    avif = enc.extra.get(AVIF_FILE)
+    if avif:
+        return "plain AVIF file; quality " + ("read from its AV1 quantiser" if avif["quality_exact"] else
+                                             "estimated: the nearest quantiser this encoder writes")
     facts = enc.extra.get(JPEG_FILE)
     if not facts:
         return ""
     where = ("quality read from its IJG tables" if facts["quality_exact"] else
              "quality estimated: its tables are not IJG's, so the nearest by scale")
     return f"plain JPEG file ({facts['subsampling']}, {facts['scan']}); {where}"
+
+
+def _extension(enc) -> str:
+    """The received file's own extension for its download: a plain JPEG or AVIF file keeps its kind."""
+    return "jpg" if JPEG_FILE in enc.extra else "avif" if AVIF_FILE in enc.extra else "drc"
 
 
 def jpeg_offer(path: str | None) -> str | None:
@@ -125,8 +166,10 @@ def same_bytes_codecs() -> tuple[tuple[str, ...], list[str]]:
 
 
 def rate_label(codec: str, rate: float) -> str:
-    """'JPEG quality factor 10' or 'neural codec λ_rate 0.0016'."""
-    return f"JPEG quality factor {int(round(rate))}" if codec == "jpeg" else f"neural codec λ_rate {rate:.5g}"
+    """'JPEG quality factor 10', 'AVIF quality 30' or 'neural codec λ_rate 0.0016'."""
+    if codec in QUALITY_LABELS:
+        return f"{QUALITY_LABELS[codec]} {int(round(rate))}"
+    return f"neural codec λ_rate {rate:.5g}"
 
 
 def device_label(pipe: DiracPipeline) -> str:
@@ -173,9 +216,12 @@ def flag(value, name: str) -> bool:
 
 
 def api_rate(codec: str, rate) -> float:
-    """The rate as given: a whole JPEG quality factor (1..100), or the neural codec's λ_rate."""
+    """The rate as given: a whole JPEG quality factor (1..100) or AVIF quality (0..100), or the
+    neural codec's λ_rate."""
     if codec == "jpeg":
         return whole(rate, "The JPEG quality factor", 100, low=1)
+    if codec == "avif":
+        return whole(rate, "The AVIF quality", 100)
     try:
         return float(rate)
     except (TypeError, ValueError):
@@ -199,7 +245,7 @@ def models_markdown(pipe: DiracPipeline) -> str:
         return f"loaded, {steps} training steps" if steps else "loaded"
     codec = pipe.neural
     rows = [f"neural codec: {facts(getattr(codec, 'meta', {})) if codec is not None else 'missing'}"]
-    for name in ("jpeg", "neural"):
+    for name in ("jpeg", "avif", "neural"):
         model = pipe.dirac.get(name)
         rows.append(f"DIRAC for {name}: {facts(model.meta) if model is not None else 'missing'}")
     return " · ".join(rows)
@@ -236,6 +282,11 @@ class StopFlag:
 
 def _finite(v: float | None) -> float | None:
     return v if v is not None and math.isfinite(v) else None
+
+
+def _digest(mask: np.ndarray) -> str:
+    """A short name for a mask's pixels, for the files composed with it."""
+    return hashlib.blake2b(np.packbits(mask).tobytes() + str(mask.shape).encode(), digest_size=6).hexdigest()
 
 
 def _db(v: float | None) -> str:
@@ -290,6 +341,9 @@ class RunRecord:
     same_bytes_done: bool = False                                     # the files were made (or left out)
     protect: np.ndarray | None = None  # the file's protect mask: those pixels stay at step protect_step
     protect_step: int = 1
+    painted: np.ndarray | None = None  # the mask painted on the page, in place of the file's once set
+    paint_on: bool = True              # whether the page applies the protect mask (the toggle)
+    finished: bool = False             # the run has ended (done or stopped): the page may paint on it
 
     @classmethod
     def start(cls, comp: Compressed, total: int, stem: str, root: str | Path) -> RunRecord:
@@ -299,7 +353,7 @@ class RunRecord:
         workdir = Path(tempfile.mkdtemp(prefix="run-", dir=root))
         original = tensor_to_uint8(comp.original) if comp.original is not None else None
         rec = cls(enc.codec, enc.rate, enc.width, enc.height, comp.nbytes, total, workdir, stem, original,
-                  file_note(enc), "jpg" if JPEG_FILE in enc.extra else "drc", comp.source_size)
+                  file_note(enc), _extension(enc), comp.source_size)
         rec.protect = file_mask(enc)
         rec.frames.append(tensor_to_uint8(comp.base))
         rec.psnr.append(comp.psnr)
@@ -467,6 +521,10 @@ class RunRecord:
         gap = np.full((ch * z, GAP, 3), 255, np.uint8)
         return np.concatenate([x for c in cut for x in (c, gap)][:-1], axis=1)
 
+    def crop_file(self, k: int, cx: float, cy: float, zoom: int = 1) -> Path:
+        """:meth:`crop` as a PNG file, named after what it shows (frame k as composed)."""
+        return self.save(f"crop_{k}{self._tag(k)}_{cx:g}_{cy:g}_{zoom}", self.crop(k, cx, cy, int(zoom)))
+
     def crop_center(self, x: float, y: float) -> tuple[float, float]:
         """Crop position in percent that centres the crop on pixel (x, y) of the image."""
         ch, cw = min(CROP_SIZE, self.height), min(CROP_SIZE, self.width)
@@ -475,20 +533,77 @@ class RunRecord:
         return float(np.clip(round(px), 0, 100)), float(np.clip(round(py), 0, 100))
 
     def shown(self, k: int) -> np.ndarray:
-        """Frame k as the page shows it: with a protect mask, its protected pixels come from step
-        ``protect_step`` (:func:`dirac_demo.protect.compose`); otherwise frame k itself."""
-        if self.protect is None or k <= self.protect_step:
+        """Frame k as the page shows it: with a protect mask in effect (:meth:`mask`), its protected
+        pixels come from step ``protect_step`` (:func:`dirac_demo.protect.compose`); otherwise
+        frame k itself."""
+        mask = self.mask()
+        if mask is None or k <= self.protect_step:
             return self.frames[k]
         as_tensor = lambda a: torch.from_numpy(a).permute(2, 0, 1)[None].float()  # noqa: E731
-        out = compose(as_tensor(self.frames[self.protect_step]), as_tensor(self.frames[k]), self.protect)
+        out = compose(as_tensor(self.frames[self.protect_step]), as_tensor(self.frames[k]), mask)
         return out[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
 
-    def frame_file(self, k: int) -> Path:
-        """Frame k as shown (:meth:`shown`), as a lossless PNG file (for display and download)."""
-        masked = "_protected" if self.protect is not None and k > self.protect_step else ""
-        name = f"{self.stem}_step{k:02d}{masked}"
+    def frame_file(self, k: int, composed: bool = True) -> Path:
+        """Frame k as shown (:meth:`shown`; ``composed=False``: as the step made it), as a lossless
+        PNG file (for display and download), named after its mask."""
+        tag = self._tag(k) if composed else ""
+        name = f"{self.stem}_step{k:02d}{tag}"
         written = self._png(name)                 # shown once: a composed frame is not composed again
-        return written if written.exists() else self.save(name, self.shown(k))
+        return written if written.exists() else self.save(name, self.shown(k) if tag else self.frames[k])
+
+    # ---- painted protection ----------------------------------------------------------------
+    def mask(self) -> np.ndarray | None:
+        """The protect mask the page applies: the painted one once set, else the file's; None when
+        there is none, it is empty, or the page switched it off."""
+        mask = self._drawn()
+        return mask if self.paint_on and mask is not None and mask.any() else None
+
+    def _drawn(self) -> np.ndarray | None:
+        return self.protect if self.painted is None else self.painted
+
+    def _tag(self, k: int) -> str:
+        """'' for frame k as the step made it, '_protected_<the mask's digest>' when it is composed."""
+        mask = self.mask()
+        return f"_protected_{_digest(mask)}" if mask is not None and k > self.protect_step else ""
+
+    def paint(self, mask: np.ndarray | None) -> bool:
+        """Take ``mask`` as the page's protect mask, in place of the file's (None: nothing protected);
+        whether that changes what is painted."""
+        mask = np.zeros((self.height, self.width), bool) if mask is None else mask
+        drawn = self._drawn()
+        changed = bool(mask.any()) if drawn is None else not np.array_equal(drawn, mask)
+        self.painted = mask
+        return changed
+
+    @property
+    def paintable(self) -> bool:
+        """Whether painting changes anything: the run has a step after the protected one."""
+        return self.steps_run > self.protect_step
+
+    def paint_editor(self) -> dict:
+        """The paint editor's value: the last step as the step made it, under the mask in effect
+        (painted, else the file's) drawn as paint (:func:`paint_layer`)."""
+        mask = self._drawn()
+        layers = [] if mask is None or not mask.any() else [
+            str(self.save(f"paint_{_digest(mask)}", paint_layer(mask)))]
+        return {"background": str(self.frame_file(self.steps_run, composed=False)), "layers": layers,
+                "composite": None}
+
+    def paint_line(self, k: int) -> str:
+        """What step k shows of the painted regions, in one line."""
+        if not self.paintable:
+            return (f"Painting needs a run of at least {self.protect_step + 1} steps: painted regions keep "
+                    f"step {self.protect_step}, the rest a later step.")
+        mask = self._drawn()
+        if mask is None or not mask.any():
+            return f"Nothing painted: every pixel shows step {k}."
+        share = f"{coverage(mask):.1%} of the image is painted"
+        if not self.paint_on:
+            return f"Protection off: {share}, but every pixel shows step {k}."
+        if k <= self.protect_step:
+            return (f"{share}; step {k} is shown everywhere, as painted regions differ from step "
+                    f"{self.protect_step + 1} on.")
+        return f"{share} and keeps step {self.protect_step}; the rest shows step {k}."
 
     def _png(self, name: str) -> Path:
         return self.workdir / f"{name}.png"
@@ -504,7 +619,7 @@ class RunRecord:
         if not path.exists():
             fd, staging = tempfile.mkstemp(dir=self.workdir, prefix=f".{name}.")
             with os.fdopen(fd, "wb") as fh:
-                fh.write(png_bytes(Image.fromarray(image, "RGB")))
+                fh.write(png_bytes(Image.fromarray(image, "RGBA" if image.shape[-1] == 4 else "RGB")))
             os.replace(staging, path)
         return path
 

@@ -22,6 +22,7 @@ TINY_UNET = UNetConfig(channels=[8, 16], blocks=[1, 1], emb_dim=16, groups=4)
 TINY_CODEC = CodecConfig(N=16, M=16)
 TABLE = {0.0004: 0.05, 0.0016: 0.1, 0.016: 0.2}
 TABLE_JPEG = {5.0: 0.3, 10.0: 0.25, 50.0: 0.1}     # θ by quality factor
+TABLE_AVIF = {20.0: 0.2, 60.0: 0.1}                # θ by AVIF quality
 
 
 def tiny_codec(seed: int = 0) -> NeuralCodec:
@@ -47,6 +48,7 @@ def tiny_assets(tmp_path_factory):
     export_codec(tiny_codec(), root / "codec", note)
     export_dirac(tiny_net(1), root / "dirac_jpeg", note, TABLE_JPEG)
     export_dirac(tiny_net(2), root / "dirac_neural", note, TABLE)
+    export_dirac(tiny_net(3), root / "dirac_avif", note, TABLE_AVIF)
     return root
 
 

@@ -32,6 +32,7 @@ from dirac_demo.ui_state import (BASE_POINT, CHOSEN_POINT, CROP_SIZE, DEFAULT_NE
                                   NEURAL_RATE_MIN, STEPS_POINTS, StopFlag, flag, lmbda_from_slider)
 
 VIEW = ("original", 50, 50, 1)     # reference, crop x %, crop y %, zoom
+skip = app.gr.skip()               # a handler's "nothing changes"
 
 
 def stream(demo: app.DiracDemo, image, codec="jpeg", qf=10, steps=4, previous=None, stop=None, refine=False,
@@ -312,6 +313,28 @@ def test_receiver_and_decode_api_take_a_plain_jpeg(pipe, photo, tmp_path):
     assert record.bitstream_path.read_bytes() == jpg.read_bytes()
 
 
+def test_avif_base_codec_on_the_page_and_the_api(pipe, photo, photo_path, tmp_path):
+    """AVIF shares the quality slider (relabelled, 0..100), runs its model's steps, and the receiver
+    and /decode take a plain .avif file."""
+    demo = app.DiracDemo(pipe, str(tmp_path))
+    quality, neural, *_ = demo.codec_controls("avif")
+    assert quality["label"] == "AVIF quality" and quality["minimum"] == 0 and quality["value"] == 30
+    assert neural["visible"] is False and demo.codec_controls("jpeg")[0]["label"] == "JPEG quality factor"
+    record = send(demo, photo_path, codec="avif", qf=30, steps=2)[1]["record"]
+    assert record.codec == "avif" and record.rate == 30 and record.steps_run == 2
+    assert record.bitstream_path.read_bytes()[5] == 3                      # .drc codec id 3
+    plain = tmp_path / "shot.avif"
+    plain.write_bytes(pipe.compress(photo, "avif", 30).encoded.chunks[0])
+    updates = list(demo.receive(str(plain), 2, 0, True, None, StopFlag(), "base", 50, 50, 1))
+    assert updates[1]["record"].rate == 30 and "plain AVIF file" in updates[-1]["status"]
+    api = list(demo.decode(str(plain), 1, 0, True))
+    assert api[0][1]["rate"] == 30 and api[0][2].endswith(".avif")
+    api = list(demo.enhance(str(photo_path), "avif", 0, 1))
+    assert [info["step"] for _, info, _ in api] == [0, 1]
+    with pytest.raises(app.gr.Error, match="AVIF quality"):
+        list(demo.enhance(str(photo_path), "avif", 101, 1))
+
+
 def test_sender_offers_to_enhance_a_jpeg_upload_as_it_is(pipe, photo, photo_path, tmp_path):
     jpg = tmp_path / "phone.jpg"
     photo.save(jpg, format="JPEG", quality=30, subsampling=0)
@@ -550,7 +573,8 @@ def test_concurrent_clients_finish_and_memory_stays_bounded(server, photo_path):
     assert not list(workdir.glob("run-*"))    # API runs leave no download files behind
 
 
-def test_receiver_applies_the_files_protect_mask(pipe, photo_path, photo, tmp_path):
+def _receive_masked(pipe, photo_path, photo, tmp_path):
+    """The Receiver tab on a .drc whose protect mask covers the box (8, 8)–(48, 40): demo, updates."""
     mask = tmp_path / "mask.png"
     paint = Image.new("L", photo.size)
     paint.paste(255, (8, 8, 48, 40))
@@ -558,7 +582,11 @@ def test_receiver_applies_the_files_protect_mask(pipe, photo_path, photo, tmp_pa
     drc = tmp_path / "masked.drc"
     drc.write_bytes(pipe.compress(str(photo_path), "jpeg", 10, protect=str(mask)).bitstream)
     demo = app.DiracDemo(pipe, str(tmp_path))
-    updates = list(demo.receive(str(drc), 3, 0, True, None, StopFlag(), "base", 50, 50, 1))
+    return demo, list(demo.receive(str(drc), 3, 0, True, None, StopFlag(), "base", 50, 50, 1))
+
+
+def test_receiver_applies_the_files_protect_mask(pipe, photo_path, photo, tmp_path):
+    demo, updates = _receive_masked(pipe, photo_path, photo, tmp_path)
     record = next(u["record"] for u in updates if u.get("record"))
     assert record.protect is not None and "protect mask keeps" in updates[-1]["status"]
     shown = pixels(record.frame_file(3))
@@ -566,7 +594,7 @@ def test_receiver_applies_the_files_protect_mask(pipe, photo_path, photo, tmp_pa
     assert np.array_equal(shown[inside], record.frames[1][inside])       # protected: step 1
     assert np.array_equal(shown[outside], record.frames[3][outside])     # the rest: step 3
     assert not np.array_equal(record.frames[1][inside], record.frames[3][inside])
-    last = [pixels(png) for png, _, _ in demo.decode(str(drc), 3, 0, True)][-1]   # read before cleanup
+    last = [pixels(png) for png, _, _ in demo.decode(str(tmp_path / "masked.drc"), 3, 0, True)][-1]   # read before cleanup
     assert np.array_equal(last[inside], record.frames[1][inside])
 
 
@@ -590,3 +618,78 @@ def test_the_api_takes_a_protect_mask(pipe, photo_path, photo, tmp_path):
     assert np.array_equal(got[3][inside], plain[1][inside]) and np.array_equal(got[3][outside], plain[3][outside])
     with pytest.raises(Exception, match="not an image"):
         list(demo.decode(str(drc), 3, 0, True, str(drc)))
+
+
+# ---- painted protection -------------------------------------------------------------------
+def painted(record, mask: np.ndarray) -> dict:
+    """The editor's value after a stroke that covers ``mask``, as Gradio passes it (type='pil')."""
+    layer = np.zeros((*mask.shape, 4), np.uint8)
+    layer[mask] = (255, 0, 255, 127)
+    return {"background": Image.open(record.frame_file(record.steps_run, composed=False)),
+            "layers": [Image.fromarray(layer, "RGBA")], "composite": None}
+
+
+def test_painting_after_a_run_composes_the_chosen_step_without_running_it(pipe, photo_path, tmp_path, monkeypatch):
+    demo = app.DiracDemo(pipe, str(tmp_path))
+    updates = send(demo, photo_path, steps=3)
+    record, done = updates[1]["record"], updates[-2]
+    canvas = demo.paint_canvas(record)["paint"]                  # the editor, set once the stream has ended
+    assert canvas["value"]["layers"] == [] and canvas["brush"].default_size == 3
+    assert np.array_equal(pixels(canvas["value"]["background"]), record.frames[3])
+    assert done["paint_md"] == "Nothing painted: every pixel shows step 3."
+    monkeypatch.setattr(pipe, "trajectory", lambda *a, **k: pytest.fail("painting must not rerun DIRAC"))
+    mask = np.zeros((72, 96), bool)
+    mask[8:40, 8:48] = True
+    assert demo.paint(record, painted(record, mask), 0) == 1      # a new mask: the view runs again
+    assert demo.paint(record, painted(record, mask), 1) == skip   # the same paint again: nothing to show
+    shown = demo.view(record, 3, *VIEW)
+    composed = pixels(shown["compare"][1])
+    assert np.array_equal(composed[16:32, 16:40], record.frames[1][16:32, 16:40])      # painted: step 1
+    assert np.array_equal(composed[56:, 60:], record.frames[3][56:, 60:])              # the rest: step 3
+    assert np.array_equal(pixels(shown["png"]["value"]), composed) and "_protected_" in shown["png"]["value"]
+    assert np.array_equal(pixels(shown["crop"])[:, -96:], composed)
+    assert shown["paint_md"].startswith("18.5% of the image is painted and keeps step 1")
+    assert demo.paint_toggle(record, False, 1) == 2 and demo.paint_toggle(record, False, 2) == skip
+    off = demo.view(record, 3, *VIEW)
+    assert np.array_equal(pixels(off["compare"][1]), record.frames[3]) and off["paint_md"].startswith("Protection off")
+    assert demo.paint_toggle(record, True, 2) == 3 and demo.paint_clear(record, 3) == 4
+    cleared = demo.view(record, 3, *VIEW)
+    assert np.array_equal(pixels(cleared["compare"][1]), record.frames[3]) and cleared["paint_md"].startswith("Nothing")
+    assert demo.paint_canvas(record)["paint"]["value"]["layers"] == []
+
+
+def test_painting_without_a_finished_run_does_nothing(pipe, photo_path, tmp_path):
+    demo = app.DiracDemo(pipe, str(tmp_path))
+    blank = {"background": None, "layers": [], "composite": None}
+    assert demo.paint(None, None, 0) == demo.paint(None, blank, 0) == skip
+    assert demo.paint_toggle(None, False, 0) == demo.paint_clear(None, 0) == skip
+    run = stream(demo, photo_path, steps=3)
+    next(run)                                                    # the emptied panel
+    record = next(run)["record"]                                 # compressed, no step yet
+    assert demo.paint(record, painted(record, np.ones((72, 96), bool)), 0) == skip and record.painted is None
+    assert demo.paint_clear(record, 0) == skip and demo.paint_canvas(record) == {"paint": None}
+
+
+def test_a_new_run_and_a_failure_clear_the_paint(pipe, photo_path, tmp_path):
+    demo = app.DiracDemo(pipe, str(tmp_path))
+    old = send(demo, photo_path, steps=2)[1]["record"]
+    assert demo.paint(old, painted(old, np.ones((72, 96), bool)), 0) == 1 and demo.paint_toggle(old, False, 1) == 2
+    first = next(stream(demo, photo_path, steps=2, previous=old))
+    (tmp_path / "notes.txt").write_text("not an image")
+    with pytest.warns(UserWarning):
+        failed = send(demo, tmp_path / "notes.txt")[-1]
+    for update in (first, failed):
+        assert update["paint_md"] == "" and update["paint_on"] is True
+    assert demo.paint_canvas(old) == demo.paint_canvas(None) == {"paint": None}   # the editor empties
+    one_step = send(demo, photo_path, steps=1)[-2]           # nothing to paint: step 1 is the last
+    assert "at least 2 steps" in one_step["paint_md"]
+
+
+def test_the_files_protect_mask_is_the_receivers_first_paint(pipe, photo_path, photo, tmp_path):
+    demo, updates = _receive_masked(pipe, photo_path, photo, tmp_path)
+    record = updates[1]["record"]
+    editor = demo.paint_canvas(record)["paint"]["value"]
+    layer = ui_state.editor_mask({"layers": editor["layers"]}, 96, 72)
+    assert np.array_equal(layer, record.protect) and "keeps step 1" in updates[-1]["paint_md"]
+    assert demo.paint_clear(record, 0) == 1
+    assert np.array_equal(pixels(demo.view(record, 3, "base", 50, 50, 1)["compare"][1]), record.frames[3])

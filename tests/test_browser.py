@@ -2,14 +2,17 @@
 distortion–perception plane), compare with WebP and AVIF, move the step slider."""
 from __future__ import annotations
 
+import io
 import os
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from app_server import serve, slowed
 from dirac_demo import DiracPipeline
-from dirac_demo.ui_state import GAP
+from dirac_demo.protect import DEFAULT_FEATHER
+from dirac_demo.ui_state import GAP, brush_radius
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -243,4 +246,79 @@ def test_a_cached_example_shows_its_finished_run_and_a_run_scrolls_to_the_result
     page.locator("#send-run").click()
     page.wait_for_function("""(() => { const r = document.querySelector('#send-results').getBoundingClientRect();
         return r.top >= -1 && r.top < window.innerHeight / 2; })()""", timeout=2_000)   # the run takes 6 s
+    page.close()
+
+
+# The composed step in the before/after slider, and the paint editor's zoom ("469%": image pixels to canvas).
+STEP_IMAGE = "document.querySelectorAll('#send-compare img')[1]?.src"
+ZOOM = """parseFloat([...document.querySelectorAll('#send-paint *')]
+    .find(e => e.children.length === 0 && /^\\d+%$/.test(e.textContent.trim()))?.textContent)"""
+EDITOR_ZOOM = f"() => {ZOOM}"
+# The editor has loaded an image of [width, height] pixels: it fits its canvas at the zoom shown (an
+# empty editor shows its 800 x 800 default canvas at a smaller zoom).
+EDITOR_FITS = f"""([w, h]) => {{ const c = document.querySelector('#send-paint canvas'), z = {ZOOM} / 100;
+    return c && z && w * z <= c.clientWidth + 1 && h * z <= c.clientHeight + 1
+        && (w * z > c.clientWidth / 2 || h * z > c.clientHeight / 2); }}"""
+
+
+def _fetch(page, src: str) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(page.request.get(src).body())).convert("RGB")).astype(int)
+
+
+def _editor_ready(page, size: tuple[int, int]) -> None:
+    """Wait until the editor shows an image of ``size`` at a zoom that no longer changes."""
+    page.wait_for_function(EDITOR_FITS, arg=list(size), timeout=30_000)
+    zoom = page.evaluate(EDITOR_ZOOM)
+    for _ in range(20):
+        page.wait_for_timeout(500)
+        if zoom == (zoom := page.evaluate(EDITOR_ZOOM)):
+            return
+
+
+def _stroke(page, y: float, x0: float, x1: float, size: tuple[int, int]) -> None:
+    """Drag the brush along row ``y`` from column ``x0`` to ``x1`` of the image (its pixels): the editor
+    shows the image centred in its canvas at its zoom."""
+    canvas = page.locator("#send-paint canvas").first.bounding_box()
+    scale = page.evaluate(EDITOR_ZOOM) / 100
+    left = canvas["x"] + (canvas["width"] - size[0] * scale) / 2
+    top = canvas["y"] + (canvas["height"] - size[1] * scale) / 2
+    page.mouse.move(left + x0 * scale, top + y * scale)
+    page.mouse.down()
+    page.mouse.move(left + x1 * scale, top + y * scale, steps=12)
+    page.mouse.up()
+
+
+def test_a_painted_stroke_keeps_its_region_at_step_1_and_nothing_else_changes(browser, url, photo_path):
+    page = _open_with_photo(browser, url, photo_path, 3)
+    page.locator("#send-run").click()
+    _wait_text(page, "send-status", ".includes('At the same bytes')", timeout=90_000)
+    page.locator("#send-paint canvas").first.scroll_into_view_if_needed()
+    _editor_ready(page, (96, 72))
+    before_src = page.evaluate(STEP_IMAGE)
+    before = _fetch(page, before_src)
+    _stroke(page, 20, 20, 60, (96, 72))
+    page.wait_for_function(f"{STEP_IMAGE} !== {before_src!r}", timeout=30_000)
+    after = _fetch(page, page.evaluate(STEP_IMAGE))
+    changed = np.abs(after - before).sum(-1) > 0
+    rows, cols = np.nonzero(changed)
+    reach = brush_radius(96, 72) + DEFAULT_FEATHER + 2        # the brush, the feather band and antialiasing
+    assert changed[20, 30:50].all()                            # the stroke's middle is composed
+    assert rows.min() >= 20 - reach and rows.max() <= 20 + reach, (rows.min(), rows.max())
+    assert cols.min() >= 20 - reach and cols.max() <= 60 + reach, (cols.min(), cols.max())
+    assert "keeps step 1; the rest shows step 3" in page.locator("#send-paint-md").inner_text()
+
+    composed_src = page.evaluate(STEP_IMAGE)
+    page.locator("#send-paint-on input").uncheck()              # protection off: the step as it is
+    page.wait_for_function(f"{STEP_IMAGE} !== {composed_src!r}", timeout=30_000)
+    assert np.array_equal(_fetch(page, page.evaluate(STEP_IMAGE)), before)
+    page.locator("#send-paint-on input").check()
+    page.wait_for_function(f"{STEP_IMAGE} === {composed_src!r}", timeout=30_000)
+    page.locator("#send-paint-clear").click()                  # cleared: the step as it is, nothing painted
+    _wait_text(page, "send-paint-md", ".startsWith('Nothing painted')")
+    assert np.array_equal(_fetch(page, page.evaluate(STEP_IMAGE)), before)
+
+    page.locator("#send-run").click()                          # a new run empties the editor at once
+    page.wait_for_function(f"!({EDITOR_FITS})([96, 72])", timeout=5_000)
+    _wait_text(page, "send-status", ".includes('Done')", timeout=90_000)
+    _editor_ready(page, (96, 72))                              # and shows its last step once done
     page.close()

@@ -12,7 +12,8 @@ def run(*args):
     return main([str(a) for a in args])
 
 
-@pytest.mark.parametrize("codec_args", [["--codec", "jpeg", "--qf", "10"], ["--codec", "neural", "--lmbda", "0.002"]])
+@pytest.mark.parametrize("codec_args", [["--codec", "jpeg", "--qf", "10"], ["--codec", "neural", "--lmbda", "0.002"],
+                                        ["--codec", "avif", "--quality", "30"]])
 def test_compress_decompress_roundtrip(tiny_assets, photo_path, tmp_path, codec_args, capsys):
     drc, png = tmp_path / "a.drc", tmp_path / "a.png"
     assert run("--assets", tiny_assets, "compress", photo_path, "-o", drc, *codec_args) == 0
@@ -104,6 +105,30 @@ def test_info_and_decompress_take_a_plain_jpeg_file(tiny_assets, photo, tmp_path
     assert run("--assets", tiny_assets, "decompress", jpg, "-o", png, "--steps", "1") == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err
+
+
+def test_avif_rate_flags_and_a_plain_avif_file(tiny_assets, photo, photo_path, tmp_path, capsys):
+    drc = tmp_path / "a.drc"
+    assert run("--assets", tiny_assets, "compress", photo_path, "-o", drc, "--codec", "avif") == 0
+    assert "avif rate 50" in capsys.readouterr().out                 # the default quality
+    for wrong in (["--qf", "30"], ["--lmbda", "0.002"]):
+        assert run("--assets", tiny_assets, "compress", photo_path, "-o", drc, "--codec", "avif", *wrong) == 2
+        assert "avif takes --quality" in capsys.readouterr().err
+    assert run("--assets", tiny_assets, "compress", photo_path, "-o", drc, "--quality", "30") == 2
+    assert "--quality is for avif" in capsys.readouterr().err
+    plain = tmp_path / "photo.img"                                   # detected by its ftyp box
+    photo.save(plain, format="AVIF", quality=30, speed=8, subsampling="4:2:0", max_threads=1)
+    assert run("info", plain) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("AVIF file 96x72") and "quality 30" in out
+    png = tmp_path / "o.png"
+    assert run("--assets", tiny_assets, "decompress", plain, "-o", png, "--steps", "2") == 0
+    assert Image.open(png).size == (96, 72)
+    plain.write_bytes(plain.read_bytes()[:300])
+    capsys.readouterr()
+    assert run("--assets", tiny_assets, "decompress", plain, "-o", png, "--steps", "1") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ")
 
 
 def test_an_image_over_the_limit_is_refused_or_downscaled(tiny_assets, tmp_path, capsys):

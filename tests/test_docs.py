@@ -17,7 +17,7 @@ from dirac_demo.eval import report
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
 ASSETS = ROOT / "assets"
-MODELS = ("codec", "dirac_jpeg", "dirac_neural")
+MODELS = ("codec", "dirac_jpeg", "dirac_neural", "dirac_avif")
 
 
 def _section(text: str, heading: str) -> list[str]:
@@ -99,7 +99,7 @@ def expected_summary_rows() -> list[list[str]]:
         if p["DIRAC-1 PSNR"] == "–" or int(p["images"]) != images:
             continue
         kind, value = p["rate"].split()
-        rate = {"qf": "QF", "lmbda": "λ"}[kind] + " " + value
+        rate = {"qf": "QF", "lmbda": "λ", "quality": "quality"}[kind] + " " + value
         last_psnr = p["DIRAC-S PSNR"].split(" (")[0]
         rows.append((p["codec"], float(value), [
             p["codec"], rate, p["bpp"], f"{p['base PSNR']} / {p['base SWD']}",

@@ -5,11 +5,12 @@ Layout (big-endian)::
     magic    4s   b"DRAC"
     version  B    2, or 3 when the file carries a protect mask (version-1 files, whose neural
                   parameters lack the weights id, still parse)
-    codec    B    1 = jpeg, 2 = neural
+    codec    B    1 = jpeg, 2 = neural, 3 = avif
     width    H    original width  (16-bit, paper B.2)
     height   H    original height (16-bit)
     nparams  H    length of the parameter block
-    params   ...  jpeg: quality B | neural: λ_rate f32, latent scale s u16 (s·1024),
+    params   ...  jpeg: quality B (1..100) | avif: quality B (0..100; the encoder settings
+                  are fixed, :mod:`.avif`) | neural: λ_rate f32, latent scale s u16 (s·1024),
                   weights id u32 (which codec weights made the payload; 0: not recorded)
     nchunks  B    number of payload chunks
     chunks   ...  each: length I, then bytes
@@ -18,6 +19,8 @@ Layout (big-endian)::
 
 A file without a mask is written as version 2, byte for byte as before the mask existed; a
 reader that knows only versions 1 and 2 refuses a version-3 file with its version message.
+An AVIF file keeps the version of its layout (2, or 3 with a mask): a reader that does not
+know codec id 3 refuses it with its unknown-codec message.
 
 Parsing is strict: anything that does not match raises :class:`BitstreamError`.
 """
@@ -34,7 +37,8 @@ VERSION = 2
 MASK_VERSION = 3            # the version of a file that carries a protect mask
 READABLE_VERSIONS = (1, 2, 3)
 MAX_MASK_BYTES = 65535
-CODEC_IDS = {"jpeg": 1, "neural": 2}
+CODEC_IDS = {"jpeg": 1, "neural": 2, "avif": 3}
+QUALITY_CODECS = {"jpeg": range(1, 101), "avif": range(0, 101)}   # rate = a quality, one byte
 CODEC_NAMES = {v: k for k, v in CODEC_IDS.items()}
 SCALE_STEP = 1024           # the latent scale s travels as round(s * 1024) in 16 bits
 LMBDA_MIN, LMBDA_MAX = 0.0004, 0.016
@@ -50,7 +54,7 @@ class Encoded:
     width: int
     height: int
     chunks: list[bytes]
-    quality: int = 0          # JPEG quality factor
+    quality: int = 0          # JPEG quality factor, or AVIF quality
     lmbda: float = 0.0        # neural λ_rate (the receiver's post-filter and DIRAC thresholds read it)
     scale_q: int = 0          # neural latent scale, round(s * 1024)
     weights_id: int = 0       # neural: fingerprint of the codec weights that made it (0: unknown)
@@ -59,12 +63,14 @@ class Encoded:
 
     @property
     def rate(self) -> float:
-        """The rate parameter: quality factor for JPEG, λ_rate for the neural codec."""
-        return float(self.quality) if self.codec == "jpeg" else float(self.lmbda)
+        """The rate parameter: the quality for JPEG and AVIF, λ_rate for the neural codec."""
+        return float(self.quality) if self.codec in QUALITY_CODECS else float(self.lmbda)
 
 
 def _params(enc: Encoded) -> bytes:
-    if enc.codec == "jpeg":
+    if enc.codec in QUALITY_CODECS:
+        if enc.quality not in QUALITY_CODECS[enc.codec]:
+            raise BitstreamError(f"Bad {enc.codec} quality {enc.quality}.")
         return struct.pack(">B", enc.quality)
     return struct.pack(">fHI", enc.lmbda, enc.scale_q, enc.weights_id)
 
@@ -125,9 +131,9 @@ def parse(data: bytes) -> Encoded:
     codec = CODEC_NAMES[codec_id]
     params, pos = _take(body, _HEAD.size, nparams)
     enc = Encoded(codec=codec, width=width, height=height, chunks=[])
-    if codec == "jpeg":
-        if nparams != 1 or not 1 <= params[0] <= 100:
-            raise BitstreamError("Bad JPEG parameters in the bitstream.")
+    if codec in QUALITY_CODECS:
+        if nparams != 1 or params[0] not in QUALITY_CODECS[codec]:
+            raise BitstreamError(f"Bad {codec.upper()} parameters in the bitstream.")
         enc.quality = params[0]
     else:
         if nparams != (6 if version == 1 else 10):

@@ -11,6 +11,7 @@ from PIL import Image, ImageOps, JpegImagePlugin
 from ..errors import BitstreamError, InputError
 from ..images import pil_to_tensor, tensor_to_pil
 from .bitstream import Encoded
+from .payload import open_payload
 
 
 class JpegCodec:
@@ -32,16 +33,7 @@ class JpegCodec:
         """Decode to a (1, 3, H, W) tensor in [0, 1]; a bad payload raises BitstreamError."""
         if len(enc.chunks) != 1:
             raise BitstreamError("A JPEG bitstream must hold exactly one payload chunk.")
-        try:
-            img = Image.open(io.BytesIO(enc.chunks[0]))
-            if img.format != "JPEG":
-                raise BitstreamError("The JPEG payload is not a JPEG file.")
-            img.load()
-        except BitstreamError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - Pillow raises many types on corrupt data
-            raise BitstreamError(f"The JPEG payload is corrupt ({type(exc).__name__}).") from exc
-        img = ImageOps.exif_transpose(img)     # a plain JPEG file's orientation; a no-op otherwise
+        img = ImageOps.exif_transpose(open_payload(enc.chunks[0], "JPEG"))     # a plain JPEG file's orientation; a no-op otherwise
         if img.size != (enc.width, enc.height):
             raise BitstreamError("The JPEG payload's size does not match the header.")
         return pil_to_tensor(img.convert("RGB"))

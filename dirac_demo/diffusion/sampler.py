@@ -89,11 +89,15 @@ def ddim_sample(denoise: Denoiser, r_init: torch.Tensor, timesteps: Sequence[int
 
 
 def nearest_threshold(table: dict[float, float] | None, lmbda: float) -> float | None:
-    """θ from the rate-dependent table (A.4): the entry whose rate (λ_rate, or JPEG's quality
-    factor) is nearest to ``lmbda`` in log space."""
+    """θ from the rate-dependent table (A.4): the entry of the rate itself when the table has it
+    (JPEG's and AVIF's list every quality), else the one whose rate (λ_rate) is nearest to
+    ``lmbda`` in log space (a rate of 0 counts as the smallest)."""
     if not table:
         return None
-    key = min(table, key=lambda k: abs(math.log(k) - math.log(lmbda)))
+    if lmbda in table:
+        return float(table[lmbda])
+    log = lambda v: math.log(max(v, 1e-12))  # noqa: E731
+    key = min(table, key=lambda k: abs(log(k) - log(lmbda)))
     return float(table[key])
 
 

@@ -38,7 +38,7 @@ from ..quality import LiveSWD
 from .common import add_pipeline_arguments, load_pipeline, machine_facts, set_threads
 
 SCHEMA = "dirac_demo.benchmark/1"
-DEFAULT_RATE = {"jpeg": 10, "neural": 0.0016}
+DEFAULT_RATE = {"jpeg": 10, "avif": 30, "neural": 0.0016}
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -178,7 +178,7 @@ def table(doc: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m dirac_demo.eval.benchmark", description=__doc__.splitlines()[0])
     add_pipeline_arguments(p)
-    p.add_argument("--codec", choices=["jpeg", "neural"], default=None, help="which DIRAC model (default: jpeg)")
+    p.add_argument("--codec", choices=["jpeg", "avif", "neural"], default=None, help="which DIRAC model (default: jpeg)")
     p.add_argument("--sizes", nargs="+", default=["256x256", "768x512", "1024x1024"], help="WIDTHxHEIGHT")
     p.add_argument("--repeats", type=int, default=5, help="timed steps per size (after one warm-up)")
     p.add_argument("--matmul", type=int, default=2048, help="side of the reference matmul")

@@ -7,22 +7,24 @@ Examples (the paper's claims, §5.1–5.3)::
         --threshold-compare --json neural.json
     python -m dirac_demo.eval.evaluate --data DIR --codec jpeg --qf 10 --spacing-compare --json spacing.json
     python -m dirac_demo.eval.evaluate --data DIR --codec webp --quality 10 30 50 70 90 --json webp.json
-    python -m dirac_demo.eval.evaluate --data DIR --codec avif --quality 25 30 40 50 60 70 85 --json avif.json
+    python -m dirac_demo.eval.evaluate --data DIR --codec avif --quality 25 30 40 50 60 70 85 --steps 0 --json avif.json
+    python -m dirac_demo.eval.evaluate --data DIR --codec avif --quality 25 40 60 --json avif_dirac.json
 
 Every rate point compresses each image to real bytes, decodes the base reconstruction and runs
 the residual DDIM sampler exactly as :meth:`DiracPipeline.enhance` does, recording metrics for the
 base and for the reported steps (first and last by default), and the curvature of the sampling
 trajectory at every step (§5.3, Fig. 7 left). PSNR, MS-SSIM and LPIPS are means over images;
 SWD, FID/256 and KID/256 are distances between the set of originals and the set of
-reconstructions. WebP and AVIF are base-only baselines at Pillow qualities, encoded with the
-settings of :mod:`dirac_demo.references` (the page's same-bytes comparison).
+reconstructions. WebP is a base-only baseline at Pillow qualities, encoded with the settings
+of :mod:`dirac_demo.references` (the page's same-bytes comparison). AVIF is a base codec
+(:mod:`dirac_demo.codecs.avif`): ``--steps 0`` gives AVIF alone, steps need the AVIF+DIRAC model.
 
 JSON schema (``"schema": "dirac_demo.evaluate/1"``)::
 
     {
       "schema", "dirac_demo_version", "command" (argv), "created" (UTC ISO time), "data" (folder),
       "images" (file names), "device", "device_name", "precision", "threads", "torch", "seed",
-      "models": {"codec" | "dirac_jpeg" | "dirac_neural": the weights' JSON facts (training steps…)},
+      "models": {"codec" | "dirac_jpeg" | "dirac_neural" | "dirac_avif": the weights' JSON facts (training steps…)},
       "swd_config": {levels, resolutions, nhood, patches_per_image, dir_repeats, dirs_per_repeat, seed},
       "swd_floor": {"swd", "swd_levels"}   # originals vs an independent resampling of themselves
       "unavailable": {"lpips" | "fid" | "kid": reason or null},
@@ -32,10 +34,10 @@ JSON schema (``"schema": "dirac_demo.evaluate/1"``)::
         "variant": "main" | "full_steps" (S = 100, claim 2) | "no_threshold" (claim 3)
                    | "paper_spacing" (the paper's uniform late start instead of the model's own),
         "num_steps": S, "eta": DDIM η (0: deterministic), "threshold": bool,
-        "spacing": {"start_scale", "power"} of the late-start steps (null for WebP and AVIF),
+        "spacing": {"start_scale", "power"} of the late-start steps (null for WebP),
         "clip": θ used to clip r̂0 (1.0 = plain [−1, 1]),
-        "bpp": mean bits per pixel of the real .drc file (WebP, AVIF: the .webp / .avif file),
-        "bpp_payload": the same without the .drc container (the JPEG file / the rANS strings),
+        "bpp": mean bits per pixel of the real .drc file (WebP: the .webp file),
+        "bpp_payload": the same without the .drc container (the JPEG or AVIF file / the rANS strings),
         "seconds_compress", "seconds_per_step", "seconds_first_step": means over images,
         "base": METRICS, "steps": [METRICS of each reported step, in order],
         "curvature": [{"step", "t", "angle_deg", "angle_deg_std"}]   # from step 2 on, mean over images
@@ -80,7 +82,7 @@ SCHEMA = "dirac_demo.evaluate/1"
 DEFAULT_RATES = {"jpeg": [5, 10, 20, 40], "neural": [0.0004, 0.0016, 0.006, 0.016],
                  "webp": [5, 10, 20, 30, 50, 70, 90], "avif": [25, 30, 40, 50, 60, 70, 85]}
 RATE_PARAM = {"jpeg": "qf", "neural": "lmbda", "webp": "quality", "avif": "quality"}
-BASELINES = ("webp", "avif")   # standard codecs evaluated alone (no DIRAC model of theirs)
+BASELINES = ("webp",)   # standard codecs evaluated alone (no DIRAC model of theirs)
 
 
 # ---- inputs -------------------------------------------------------------------------------
@@ -265,10 +267,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m dirac_demo.eval.evaluate",
                                 description="Rate–distortion–perception evaluation of base codecs and DIRAC.")
     p.add_argument("--data", required=True, help="folder of test images (e.g. Kodak)")
-    p.add_argument("--codec", choices=["jpeg", "neural", *BASELINES], default="jpeg")
+    p.add_argument("--codec", choices=["jpeg", "avif", "neural", *BASELINES], default="jpeg")
     p.add_argument("--qf", type=int, nargs="+", help="JPEG quality factors (default 5 10 20 40)")
     p.add_argument("--lmbda", type=float, nargs="+", help="neural λ_rate values")
-    p.add_argument("--quality", type=int, nargs="+", help="WebP or AVIF qualities 0..100 (base only, no DIRAC)")
+    p.add_argument("--quality", type=int, nargs="+",
+                   help="AVIF qualities 0..100, or WebP's (WebP: base only, no DIRAC)")
     p.add_argument("--steps", type=int, default=20, help="late-start DDIM steps S, at most 100 (0: base only)")
     p.add_argument("--all-steps", action="store_true", help="record metrics after every step")
     p.add_argument("--step-every", type=int, default=None, help="record metrics every K steps")
@@ -305,11 +308,11 @@ def _specs(args) -> list[PointSpec]:
         if rates and flag != RATE_PARAM[args.codec]:
             raise InputError(f"--{flag} is for {whose}, not {args.codec}.")
     rates = given[RATE_PARAM[args.codec]][0] or DEFAULT_RATES[args.codec]
+    if RATE_PARAM[args.codec] == "quality" and any(r not in QUALITIES for r in rates):
+        raise InputError(f"--quality must be in 0..100, got {' '.join(map(str, rates))}.")
     if args.codec in BASELINES:
         if args.full_steps_compare or args.threshold_compare or args.spacing_compare:
             raise InputError(f"{BASELINE_CODECS[args.codec][0]} is a base-only baseline: no DIRAC comparisons.")
-        if any(r not in QUALITIES for r in rates):
-            raise InputError(f"--quality must be in 0..100, got {' '.join(map(str, rates))}.")
         return [PointSpec(args.codec, float(r), steps=0, threshold=False) for r in rates]
     if args.threshold_compare and args.no_threshold:
         raise InputError("--threshold-compare needs thresholding on (drop --no-threshold).")

@@ -49,8 +49,8 @@ def base_stats(comps: list[Compressed]) -> tuple[float, SWDResult]:
 def add_sweep_arguments(p: argparse.ArgumentParser, threads: int = 2) -> None:
     """The flags every held-out sweep shares: the training folder, the base codec and its rate."""
     p.add_argument("--data", required=True, help="the training folder (its held-out files are used)")
-    p.add_argument("--codec", default="jpeg", choices=["jpeg", "neural"])
-    p.add_argument("--rate", type=float, default=10.0, help="JPEG QF or neural λ_rate")
+    p.add_argument("--codec", default="jpeg", choices=["jpeg", "avif", "neural"])
+    p.add_argument("--rate", type=float, default=10.0, help="JPEG QF, AVIF quality or neural λ_rate")
     p.add_argument("--threads", type=int, default=threads)
 
 

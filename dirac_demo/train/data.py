@@ -143,6 +143,29 @@ class JpegPairs:
         return to_tensor(batch), to_tensor(jpeg_roundtrip(batch, q, writers, rng))
 
 
+def avif_roundtrip(batch: np.ndarray, qualities: np.ndarray) -> np.ndarray:
+    """AVIF-compress each uint8 crop at its quality (the AVIF codec's fixed settings) and decode it."""
+    from ..codecs import avif
+    out = np.empty_like(batch)
+    for i, (img, q) in enumerate(zip(batch, qualities)):
+        out[i] = np.asarray(avif.decode(avif.encode(Image.fromarray(img), int(q))))
+    return out
+
+
+class AvifPairs:
+    """Picklable batch transform: uint8 crops -> (x, AVIF(x)) in [0, 1], the quality drawn
+    uniformly from ``qmin..qmax`` per crop."""
+
+    def __init__(self, qmin: int, qmax: int) -> None:
+        if not 0 <= qmin <= qmax <= 100:
+            raise ValueError(f"AVIF qualities must satisfy 0 <= min <= max <= 100, got {qmin}..{qmax}")
+        self.qmin, self.qmax = qmin, qmax
+
+    def __call__(self, batch: np.ndarray, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        q = rng.integers(self.qmin, self.qmax + 1, len(batch))
+        return to_tensor(batch), to_tensor(avif_roundtrip(batch, q))
+
+
 class _BatchStream(torch.utils.data.IterableDataset):
     """Endless batches of one sampler; each worker process reseeds its own copy."""
 

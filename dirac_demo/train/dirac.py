@@ -1,8 +1,8 @@
 """Train the residual diffusion model: ``python -m dirac_demo.train.dirac --data DIR --base jpeg``.
 
 Loss of eq. (1) with w_t = 1 on residuals r0 = x − x̃ (in [−1, 1] units), predict_xstart.
-x̃ comes from JPEG at a random quality factor or from the neural codec at a random λ_rate
-(eq. 11). Timesteps are drawn mostly from the range the late-start sampler visits
+x̃ comes from JPEG at a random quality factor, from AVIF at a random quality, or from the
+neural codec at a random λ_rate (eq. 11). Timesteps are drawn mostly from the range the late-start sampler visits
 (t < ``--focus-t``, 20 of 100 respaced steps), the rest uniformly over 0..999 so full
 100-step sampling stays usable.
 
@@ -34,7 +34,7 @@ from ..diffusion.unet import ResidualUNet, UNetConfig
 from .common import (FiniteGuard, Process, Progress, Run, add_lr_arguments, add_run_arguments, crop_samplers,
                      crop_stream, hardware, load_checkpoint, mse_psnr, new_adam, rank_seed, resume, start_process,
                      unwrap, use_bf16)
-from .data import JPEG_WRITERS, JpegPairs, to_tensor
+from .data import JPEG_WRITERS, AvifPairs, JpegPairs, to_tensor
 
 LOG_FIELDS = ["step", "loss", "loss_focus", "seconds", "val_gain_db", "val_gain_last_db", "val_swd_ratio", "lr"]
 PLOT_COLUMNS = ["loss", "loss_focus", "val_gain_db", "val_swd_ratio"]
@@ -43,7 +43,7 @@ PLOT_COLUMNS = ["loss", "loss_focus", "val_gain_db", "val_swd_ratio"]
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m dirac_demo.train.dirac", description=__doc__)
     p.add_argument("--data", required=True, help="folder of training images (never Kodak)")
-    p.add_argument("--base", choices=["jpeg", "neural"], default="jpeg")
+    p.add_argument("--base", choices=["jpeg", "avif", "neural"], default="jpeg")
     p.add_argument("--codec-weights", default="assets/codec", help="neural codec weights (prefix)")
     p.add_argument("--out", default="runs/dirac_jpeg", help="run folder: checkpoint, log.csv, loss.png")
     p.add_argument("--init", default=None, help="start from these DIRAC weights (prefix or .pt)")
@@ -58,8 +58,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--focus-p", type=float, default=0.8, help="share of t drawn below --focus-t")
     p.add_argument("--snr-gamma", type=float, default=None,
                    help="Min-SNR-γ loss weighting, w_t = min(SNR_t, γ) (default: w_t = 1, eq. 1)")
-    p.add_argument("--qf-min", type=int, default=5)
-    p.add_argument("--qf-max", type=int, default=50)
+    p.add_argument("--qf-min", type=int, default=5, help="lowest JPEG quality factor (AVIF: quality)")
+    p.add_argument("--qf-max", type=int, default=50, help="highest JPEG quality factor (AVIF: quality)")
     p.add_argument("--jpeg-writers", nargs="+", default=["pillow"], choices=JPEG_WRITERS,
                    help="JPEG writers drawn from per crop (default: Pillow's alone; see train.data.jpeg_bytes)")
     p.add_argument("--channels", default="64,128,192,256")
@@ -96,7 +96,8 @@ class PairMaker:
     def __init__(self, args: argparse.Namespace, rng: np.random.Generator, device: torch.device) -> None:
         self.args, self.rng, self.device = args, rng, device
         self.codec = None
-        self.jpeg = JpegPairs(args.qf_min, args.qf_max, tuple(args.jpeg_writers))
+        self.transform = (AvifPairs(args.qf_min, args.qf_max) if args.base == "avif"
+                     else JpegPairs(args.qf_min, args.qf_max, tuple(args.jpeg_writers)))
         if args.base == "neural":
             from ..weights import load_codec
             self.codec = load_codec(args.codec_weights).eval().to(device)
@@ -106,7 +107,7 @@ class PairMaker:
         if isinstance(batch, (tuple, list)):            # a worker already made the JPEG pair
             return batch[0].to(self.device, non_blocking=True), batch[1].to(self.device, non_blocking=True)
         if self.codec is None:
-            x, xb = self.jpeg(batch, self.rng)
+            x, xb = self.transform(batch, self.rng)
             return x.to(self.device), xb.to(self.device)
         x = (to_tensor(batch) if isinstance(batch, np.ndarray) else batch).to(self.device, non_blocking=True)
         lmbda = sample_lmbda(float(self.rng.random()))
@@ -284,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     run = Run(args, proc, trainer, LOG_FIELDS, PLOT_COLUMNS, trainer.meta["hardware"], fresh=ckpt is None)
     # workers start after Run, so they inherit its Ctrl-C handler
     trainer.stream = crop_stream(args, trainer.sampler, args.batch * args.accum, proc, run.start,
-                                 transform=trainer.pairs.jpeg if args.base == "jpeg" else None)
+                                 transform=trainer.pairs.transform if args.base != "neural" else None)
     return run.loop()
 
 

@@ -3,8 +3,8 @@
 θ at a rate is the value such that ``--coverage`` (95%) of the training residuals r = x − x̃
 (in [−1, 1] units) satisfy |r| ≤ θ. The rate is the base codec's own control: λ_rate for the
 neural codec (``--num`` values spaced log-uniformly over [0.0004, 0.016], as in the paper) and
-the quality factor for JPEG (every QF in 1..100: JPEG's residuals shrink with its quality just
-as the codec's do with its rate). The table is written as JSON ({rate: θ} and the
+the quality for JPEG (every QF in 1..100: JPEG's residuals shrink with its quality just as the
+codec's do with its rate) and for AVIF (every quality in 0..100). The table is written as JSON ({rate: θ} and the
 ``dirac_demo_version`` that wrote it) and shipped inside the DIRAC model's JSON (``python -m
 dirac_demo.train.export --thresholds`` or ``export table``); the sampler clips r̂0 at θ of the
 file's rate.
@@ -51,11 +51,21 @@ def threshold_table(codec, crops: torch.Tensor, num: int = 20, coverage: float =
     return coverage_table(lambda x, lam: codec.reconstruct(x, lam, post=False), crops, rates, coverage)
 
 
+def _uint8(x: torch.Tensor) -> np.ndarray:
+    return x.detach().float().clamp(0, 1).mul(255.0).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
 def jpeg_roundtrip(x: torch.Tensor, quality: float) -> torch.Tensor:
     """:func:`dirac_demo.train.data.jpeg_roundtrip` of [0, 1] images (n, 3, H, W), all at ``quality``
     (what the receiver's x̃ is: the JPEG base codec gives the same pixels)."""
-    crops = x.detach().float().clamp(0, 1).mul(255.0).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    crops = _uint8(x)
     return to_tensor(data.jpeg_roundtrip(crops, [quality] * len(crops)))
+
+
+def avif_roundtrip(x: torch.Tensor, quality: float) -> torch.Tensor:
+    """:func:`dirac_demo.train.data.avif_roundtrip` of [0, 1] images (n, 3, H, W), all at ``quality``."""
+    crops = _uint8(x)
+    return to_tensor(data.avif_roundtrip(crops, [int(quality)] * len(crops)))
 
 
 def table_json(table: dict[float, float]) -> dict[str, float]:
@@ -75,10 +85,17 @@ def jpeg_threshold_table(crops: torch.Tensor, qualities: list[int] | None = None
     return coverage_table(jpeg_roundtrip, crops, rates, coverage)
 
 
+def avif_threshold_table(crops: torch.Tensor, qualities: list[int] | None = None,
+                         coverage: float = 0.95) -> dict[float, float]:
+    """{quality: θ} for AVIF, every quality in 0..100 unless ``qualities`` is given."""
+    rates = [float(q) for q in (qualities or range(0, 101))]
+    return coverage_table(avif_roundtrip, crops, rates, coverage)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m dirac_demo.train.thresholds", description=__doc__)
     p.add_argument("--data", required=True, help="training images (never Kodak); the held-out files are left out")
-    p.add_argument("--base", choices=["neural", "jpeg"], default="neural", help="the base codec of the table")
+    p.add_argument("--base", choices=["neural", "jpeg", "avif"], default="neural", help="the base codec of the table")
     p.add_argument("--codec", default="assets/codec", help="neural codec weights prefix")
     p.add_argument("--out", required=True, help="output JSON")
     p.add_argument("--crops", type=int, default=64)
@@ -92,8 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     crops = to_tensor(CropSampler(args.data, args.crop, seed=args.seed,
                                   exclude=set(heldout_images(args.data))).batch(args.crops))
     with torch.no_grad():
-        if args.base == "jpeg":
-            table, name = jpeg_threshold_table(crops, coverage=args.coverage), "quality"
+        if args.base in ("jpeg", "avif"):
+            make = jpeg_threshold_table if args.base == "jpeg" else avif_threshold_table
+            table, name = make(crops, coverage=args.coverage), "quality"
         else:
             table, name = threshold_table(load_codec(args.codec), crops, args.num, args.coverage), "lambda"
     with open(args.out, "w") as fh:

@@ -100,6 +100,8 @@ def test_nearest_threshold_in_log_space():
     assert nearest_threshold(table, 0.0007) == 0.15
     assert nearest_threshold(table, 0.02) == 0.07
     assert nearest_threshold(None, 0.001) is None
+    quality = {0.0: 0.28, 1.0: 0.27, 50.0: 0.12}        # AVIF's table starts at quality 0
+    assert nearest_threshold(quality, 0.0) == 0.28 and nearest_threshold(quality, 40.0) == 0.12
 
 
 def test_update_angle_straight_line_is_zero():

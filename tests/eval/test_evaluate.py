@@ -152,20 +152,23 @@ def test_evaluate_neural_comparisons_plots_and_report(data, tiny_assets, tmp_pat
 
 
 def test_evaluate_avif_beside_webp(data, tmp_path):
-    """AVIF is a base-only baseline like WebP: real files, its own curve, rows after WebP's, a BD-rate row."""
+    """AVIF alone (--steps 0) beside the WebP baseline: real files, its own curve, rows after WebP's,
+    a BD-rate row."""
     avif = _run(tmp_path, "avif", "--data", data, "--codec", "avif", "--quality", 10, 30, 50, 70, "--limit", 2,
-                "--no-lpips", "--no-fid")
+                "--steps", 0, "--no-lpips", "--no-fid")
     webp = _run(tmp_path, "webp", "--data", data, "--codec", "webp", "--quality", 5, 30, 60, 90, "--limit", 2,
                 "--no-lpips", "--no-fid")
     pts = avif["points"]
     assert [(p["codec"], p["rate"], p["rate_param"]) for p in pts] == [("avif", q, "quality") for q in (10, 30, 50, 70)]
-    assert all(p["steps"] == [] and p["num_steps"] == 0 and p["threshold"] is None and p["spacing"] is None
-               for p in pts)
-    # bpp from the real .avif files, recomputed independently; more quality, more bytes and PSNR
+    assert all(p["steps"] == [] and p["num_steps"] == 0 for p in pts)
+    # the payload is the real .avif file, recomputed independently; the .drc adds its header;
+    # more quality, more bytes and PSNR
     images = [Image.open(f).convert("RGB") for f in list_images(data, limit=2)]
-    assert pts[1]["bpp"] == pytest.approx(np.mean([bits_per_pixel(len(encode_avif(im, 30)), im.width, im.height)
-                                                   for im in images]))
-    assert pts[1]["bpp_payload"] == pts[1]["bpp"]
+    assert pts[1]["bpp_payload"] == pytest.approx(
+        np.mean([bits_per_pixel(len(encode_avif(im, 30)), im.width, im.height) for im in images]))
+    header = 22        # magic, version, codec, size, parameters (1 byte), chunk count and length, CRC
+    assert pts[1]["bpp"] - pts[1]["bpp_payload"] == pytest.approx(
+        np.mean([bits_per_pixel(header, im.width, im.height) for im in images]))
     assert all(a["bpp"] < b["bpp"] and a["base"]["psnr"] < b["base"]["psnr"] for a, b in zip(pts, pts[1:]))
     # listed first, AVIF still comes after WebP in the tables and the curves
     text = report.render([avif, webp])
@@ -179,7 +182,7 @@ def test_evaluate_avif_beside_webp(data, tmp_path):
 @pytest.mark.parametrize("args", [["--codec", "jpeg", "--lmbda", "0.01"],
                                   ["--codec", "jpeg", "--threshold-compare", "--no-threshold"],
                                   ["--codec", "webp", "--full-steps-compare"],
-                                  ["--codec", "avif", "--threshold-compare"],
+                                  ["--codec", "webp", "--threshold-compare"],
                                   ["--codec", "avif", "--quality", "101"],
                                   ["--codec", "avif", "--qf", "10"],
                                   ["--codec", "jpeg", "--quality", "10"],

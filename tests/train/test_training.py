@@ -197,6 +197,30 @@ def test_jpeg_roundtrip_is_the_receivers_jpeg():
     assert np.array_equal(mixed[1], jpeg_roundtrip(crops[1:2], [50])[0]) and not np.array_equal(mixed[0], mixed[2])
 
 
+def test_avif_pairs_and_table_are_the_receivers_avif(data_dir, tmp_path):
+    """AVIF training pairs, the AVIF threshold table and the AVIF base codec give the same pixels;
+    a few training steps run on AVIF pairs and record the base codec."""
+    from dirac_demo.codecs.avif import AvifCodec
+    from dirac_demo.train.data import AvifPairs, avif_roundtrip, to_tensor
+    crops = np.random.default_rng(0).integers(0, 256, (2, 32, 48, 3), dtype=np.uint8)
+    codec = AvifCodec()
+    receiver = torch.cat([codec.decompress(codec.compress(x[None], 30)) for x in to_tensor(crops)])
+    assert torch.equal(to_tensor(avif_roundtrip(crops, [30, 30])), receiver)
+    assert torch.equal(thresholds.avif_roundtrip(to_tensor(crops), 30), receiver)
+    x, xb = AvifPairs(10, 80)(crops, np.random.default_rng(1))
+    assert x.shape == xb.shape == (2, 3, 32, 48) and not torch.equal(x, xb)
+    with pytest.raises(ValueError):
+        AvifPairs(50, 101)
+    table = thresholds.avif_threshold_table(to_tensor(crops), [10, 90])
+    assert table[10.0] > table[90.0] > 0
+    out = tmp_path / "run"
+    assert train_dirac.main(["--data", str(data_dir), "--out", str(out), "--base", "avif", "--qf-min", "20",
+                             "--qf-max", "60", "--crop", "32", "--batch", "2", "--bf16", "off", "--steps", "2",
+                             "--save-every", "2", "--val-every", "2", *TINY]) == 0
+    meta = torch.load(out / "checkpoint.pt", weights_only=False)["meta"]
+    assert meta["base"] == "avif" and meta["qf_range"] == [20, 60]
+
+
 def test_jpeg_writers_write_what_a_receiver_reads_as_such():
     """Each writer of the mixed training set: the receiver's reading of its file (subsampling,
     whether the quality factor is exact) is that writer's."""
