@@ -22,6 +22,7 @@ from PIL import Image
 
 from dirac_demo import Compressed, DiracError, DiracPipeline, InputError, StepResult, __version__, load_pipeline
 from dirac_demo.codecs import read as read_encoded
+from dirac_demo.codecs.bitstream import QUALITY_CODECS
 from dirac_demo.codecs.neural import MAX_REFINE
 from dirac_demo.errors import TooLargeError
 from dirac_demo.references import references
@@ -321,7 +322,7 @@ class DiracDemo:
                  else gr.update(value=DEFAULT_STEPS, interactive=True))
         neural = gr.update(visible=codec == "neural")
         quality = (gr.update(visible=False) if codec == "neural" else
-                   gr.update(visible=True, label=QUALITY_LABELS[codec], minimum=0 if codec == "avif" else 1,
+                   gr.update(visible=True, label=QUALITY_LABELS[codec], minimum=QUALITY_CODECS[codec].start,
                              value=DEFAULT_AVIF_QUALITY if codec == "avif" else DEFAULT_QF,
                              info=AVIF_QUALITY_INFO if codec == "avif" else QF_INFO))
         return (quality, neural, neural, gr.update(visible=has_threshold_table(self.pipe, codec)),

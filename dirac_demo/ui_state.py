@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 from PIL import Image, features
 
-from .codecs.bitstream import LMBDA_MAX, LMBDA_MIN
+from .codecs.bitstream import LMBDA_MAX, LMBDA_MIN, QUALITY_CODECS
 from .codecs.avif import AVIF_FILE
 from .codecs.jpeg import JPEG_FILE, is_jpeg_file, read_jpeg_file
 from .codecs.refine import DEFAULT_ITERS as UI_REFINE_ITERS
@@ -218,10 +218,9 @@ def flag(value, name: str) -> bool:
 def api_rate(codec: str, rate) -> float:
     """The rate as given: a whole JPEG quality factor (1..100) or AVIF quality (0..100), or the
     neural codec's λ_rate."""
-    if codec == "jpeg":
-        return whole(rate, "The JPEG quality factor", 100, low=1)
-    if codec == "avif":
-        return whole(rate, "The AVIF quality", 100)
+    if codec in QUALITY_CODECS:
+        span = QUALITY_CODECS[codec]
+        return whole(rate, f"The {QUALITY_LABELS[codec]}", span.stop - 1, low=span.start)
     try:
         return float(rate)
     except (TypeError, ValueError):

@@ -15,13 +15,13 @@ from PIL import Image
 
 from ..errors import BitstreamError, InputError
 from ..images import pil_to_tensor, tensor_to_pil
-from .bitstream import Encoded
+from .bitstream import QUALITY_CODECS, Encoded
 from .payload import open_payload
 
 SPEED = 8
 SUBSAMPLING = "4:2:0"
 THREADS = 1
-QUALITIES = range(0, 101)          # Pillow's quality scale
+QUALITIES = QUALITY_CODECS["avif"]  # Pillow's quality scale, 0..100
 FTYP_BRANDS = (b"avif", b"avis")   # an AVIF file's ISO-BMFF major brand
 AVIF_FILE = "avif_file"            # Encoded.extra key: the facts of a plain AVIF file read as a bitstream
 
