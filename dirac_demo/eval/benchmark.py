@@ -9,12 +9,16 @@ executed (tiles included; ``torch.utils.flop_counter``), the time to the first e
 machine's fp32 matmul throughput (the median over 30 ``--matmul``² products, half before and half
 after the steps, each timed alone after two warm-up products), so a step's cost can be stated in
 machine-independent units: effective GFLOP = seconds per step × matmul GFLOP/s (the speed target
-is ≤ 80 at 768×512). Prints a table; ``--json`` writes::
+is ≤ 80 at 768×512). ``--clients 1 4 16`` also measures several visitors at once: that many
+threads share the one pipeline, as the page's queue runs concurrent visitors, and each makes
+``--client-runs`` full runs (base + 20 steps at ``--client-size``); the table gives images per
+second over all of them and the median seconds a run takes. Prints a table; ``--json`` writes::
 
     {"schema": "dirac_demo.benchmark/1", "dirac_demo_version", "device", "device_name", "precision",
      "threads", "torch", "codec", "params", "matmul": {"n", "gflops", "dtype", "gflops_min", "gflops_max", "products"},
      "results": [{"width", "height", "ms_per_step", "ms_per_step_std", "swd_ms", "swd_share",
-                  "gflops_per_step", "effective_gflop", "first_frame_s", "first_frame_cold_s", "peak_mem_mib"}]}
+                  "gflops_per_step", "effective_gflop", "first_frame_s", "first_frame_cold_s", "peak_mem_mib"}],
+     "clients": [{"clients", "width", "height", "steps", "images", "images_per_s", "median_run_s"}]}
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ import json
 import resource
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +38,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from .. import __version__
 from ..errors import DiracError, InputError, NoModelError
 from ..images import to_signed
-from ..pipeline import DiracPipeline, StepResult
+from ..pipeline import DiracPipeline, Finished, StepResult
 from ..quality import LiveSWD
 from .common import add_pipeline_arguments, load_pipeline, machine_facts, set_threads
 
@@ -145,6 +150,40 @@ def bench_size(pipe: DiracPipeline, codec: str, width: int, height: int, repeats
             "first_frame_s": warm, "first_frame_cold_s": cold, "peak_mem_mib": _peak_mib(pipe.device)}
 
 
+def clients_throughput(pipe: DiracPipeline, codec: str, clients: int, width: int, height: int,
+                       runs: int = 2, steps: int = 20) -> dict:
+    """Images per second when ``clients`` visitors run at once: as many threads share ``pipe``,
+    each making ``runs`` full runs (base + ``steps`` steps, its own seed) one after another."""
+    img = synthetic_image(width, height)
+
+    def visitor(seed: int) -> list[float]:
+        walls = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            events = list(pipe.run(img, codec, DEFAULT_RATE[codec], steps=steps, seed=seed, with_ms_ssim=False))
+            _sync(pipe.device)
+            if not isinstance(events[-1], Finished):
+                raise RuntimeError(f"a run ended with {type(events[-1]).__name__}, not Finished")
+            walls.append(time.perf_counter() - t0)
+        return walls
+
+    list(pipe.run(img, codec, DEFAULT_RATE[codec], steps=steps, with_ms_ssim=False))   # warm-up
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        walls = [w for ws in pool.map(visitor, range(clients)) for w in ws]
+    total = time.perf_counter() - t0
+    return {"clients": clients, "width": width, "height": height, "steps": steps, "images": len(walls),
+            "images_per_s": len(walls) / total, "median_run_s": float(np.median(walls))}
+
+
+def clients_table(rows: list[dict]) -> str:
+    """The concurrent-visitors measurement as a plain-text table."""
+    lines = [f"{'clients':>7} {'size':>11} {'runs':>5} {'images/s':>9} {'median run s':>13}"]
+    lines += [f"{r['clients']:>7} {r['width']:>5}x{r['height']:<5} {r['images']:>5} {r['images_per_s']:>9.2f} "
+              f"{r['median_run_s']:>13.2f}" for r in rows]
+    return "\n".join(lines)
+
+
 def run(pipe: DiracPipeline, codec: str, sizes: list[tuple[int, int]], repeats: int, matmul_n: int) -> dict:
     """The benchmark document."""
     samples = matmul_samples(matmul_n, device=pipe.device)
@@ -182,6 +221,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", nargs="+", default=["256x256", "768x512", "1024x1024"], help="WIDTHxHEIGHT")
     p.add_argument("--repeats", type=int, default=5, help="timed steps per size (after one warm-up)")
     p.add_argument("--matmul", type=int, default=2048, help="side of the reference matmul")
+    p.add_argument("--clients", type=int, nargs="*", default=[],
+                   help="also measure this many visitors at once (e.g. 1 4 16): images per second")
+    p.add_argument("--client-size", default="768x512", help="WIDTHxHEIGHT of the concurrent visitors' image")
+    p.add_argument("--client-runs", type=int, default=2, help="full runs (base + 20 steps) each visitor makes")
     p.add_argument("--json", default=None, help="write the results here")
     args = p.parse_args(argv)
     set_threads(args)
@@ -192,11 +235,19 @@ def main(argv: list[str] | None = None) -> int:
         if codec not in pipe.dirac or (codec == "neural" and pipe.neural is None):
             raise NoModelError(codec, "give --assets a folder that holds it"
                                + (" and the neural codec" if codec == "neural" else ""))
+        client_size = parse_size(args.client_size)
+        if any(n < 1 for n in args.clients) or args.client_runs < 1:
+            raise InputError("--clients and --client-runs take positive counts")
         doc = run(pipe, codec, sizes, min(99, max(1, args.repeats)), args.matmul)
+        if args.clients:
+            doc["clients"] = [clients_throughput(pipe, codec, n, *client_size, runs=args.client_runs)
+                              for n in args.clients]
     except DiracError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(table(doc))
+    if args.clients:
+        print(clients_table(doc["clients"]))
     if args.json:
         Path(args.json).write_text(json.dumps(doc, indent=1))
     return 0

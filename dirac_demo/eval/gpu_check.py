@@ -3,9 +3,10 @@
 Runs the ``cuda``-marked tests (``tests/test_cuda.py``: the same events and PSNR within 0.05 dB
 of the CPU's fp32 run, ``.drc`` files alike across devices, 4 MP in bounded memory, the app's
 ``/enhance`` streaming on CUDA), then the benchmark on the GPU at 768×512 and 2048×1536 with the
-base plus 20 steps timed, and prints one table. The share of the fp16 peak is the network's
-GFLOP per step over the seconds per step, against this GPU's own fp16 matmul rate. Without
-CUDA it prints "no CUDA" and exits with status 2.
+base plus 20 steps timed, then 1, 4 and 16 visitors at once at 768×512 (images per second, as
+``benchmark --clients`` measures them), and prints the tables. The share of the fp16 peak is the
+network's GFLOP per step over the seconds per step, against this GPU's own fp16 matmul rate.
+Without CUDA it prints "no CUDA" and exits with status 2.
 """
 from __future__ import annotations
 
@@ -19,10 +20,11 @@ import numpy as np
 import torch
 
 from ..pipeline import DiracPipeline, Finished
-from .benchmark import bench_size, matmul_samples, synthetic_image
+from .benchmark import bench_size, clients_table, clients_throughput, matmul_samples, synthetic_image
 
 ROOT = Path(__file__).resolve().parents[2]
 SIZES = ((768, 512), (2048, 1536))
+CLIENTS = (1, 4, 16)
 
 
 def run_tests() -> int:
@@ -63,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         share = r["gflops_per_step"] / (r["ms_per_step"] / 1e3) / peak
         print(f"{w:>5}x{h:<5} {r['ms_per_step']:>8.1f} {r['first_frame_s']:>12.3f} "
               f"{full_run_seconds(pipe, w, h):>10.2f} {r['peak_mem_mib']:>9.0f} {100 * share:>9.1f}%")
+    print(clients_table([clients_throughput(pipe, "jpeg", n, *SIZES[0]) for n in CLIENTS]))
     print(f"cuda tests: {'passed' if status == 0 else f'FAILED (pytest status {status})'}")
     return 0 if status == 0 else 1
 

@@ -234,6 +234,18 @@ def test_benchmark_smoke(tiny_assets, tmp_path, capsys):
         benchmark.parse_size("12x")
 
 
+def test_benchmark_counts_every_concurrent_visitors_runs(tiny_assets, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert benchmark.main(["--assets", str(tiny_assets), "--sizes", "32", "--repeats", "1", "--matmul", "64",
+                           "--threads", "1", "--precision", "fp32", "--device", "cpu", "--clients", "1", "3",
+                           "--client-size", "40x24", "--client-runs", "2", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["clients"]
+    assert [(r["clients"], r["images"], r["width"], r["height"]) for r in rows] == [(1, 2, 40, 24), (3, 6, 40, 24)]
+    assert all(r["images_per_s"] > 0 and r["median_run_s"] > 0 and r["steps"] == 20 for r in rows)
+    assert "images/s" in capsys.readouterr().out
+    assert benchmark.main(["--assets", str(tiny_assets), "--sizes", "32", "--clients", "0", "--device", "cpu"]) == 2
+
+
 def _point(codec, rate, base, steps):
     return {"codec": codec, "rate": rate, "rate_param": "qf" if codec == "jpeg" else "lmbda", "variant": "main",
             "num_steps": steps[-1][0], "bpp": 0.3, "base": {"psnr": base[0], "swd": base[1]}, "curvature": [],
