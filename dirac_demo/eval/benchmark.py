@@ -150,27 +150,26 @@ def bench_size(pipe: DiracPipeline, codec: str, width: int, height: int, repeats
             "first_frame_s": warm, "first_frame_cold_s": cold, "peak_mem_mib": _peak_mib(pipe.device)}
 
 
+def full_run_seconds(pipe: DiracPipeline, img: Image.Image, codec: str, steps: int = 20, seed: int = 0) -> float:
+    """Wall time of one full run, the base plus ``steps`` steps, as a visitor waits for it."""
+    t0 = time.perf_counter()
+    events = list(pipe.run(img, codec, DEFAULT_RATE[codec], steps=steps, seed=seed, with_ms_ssim=False))
+    _sync(pipe.device)
+    if not isinstance(events[-1], Finished):
+        raise RuntimeError(f"a run ended with {type(events[-1]).__name__}, not Finished")
+    return time.perf_counter() - t0
+
+
 def clients_throughput(pipe: DiracPipeline, codec: str, clients: int, width: int, height: int,
                        runs: int = 2, steps: int = 20) -> dict:
-    """Images per second when ``clients`` visitors run at once: as many threads share ``pipe``,
-    each making ``runs`` full runs (base + ``steps`` steps, its own seed) one after another."""
+    """Images per second when ``clients`` visitors run at once: as many threads share ``pipe`` and
+    make ``clients × runs`` full runs (base + ``steps`` steps) between them, ``runs`` per seed."""
     img = synthetic_image(width, height)
-
-    def visitor(seed: int) -> list[float]:
-        walls = []
-        for _ in range(runs):
-            t0 = time.perf_counter()
-            events = list(pipe.run(img, codec, DEFAULT_RATE[codec], steps=steps, seed=seed, with_ms_ssim=False))
-            _sync(pipe.device)
-            if not isinstance(events[-1], Finished):
-                raise RuntimeError(f"a run ended with {type(events[-1]).__name__}, not Finished")
-            walls.append(time.perf_counter() - t0)
-        return walls
-
-    list(pipe.run(img, codec, DEFAULT_RATE[codec], steps=steps, with_ms_ssim=False))   # warm-up
+    full_run_seconds(pipe, img, codec, steps)                    # warm-up
     t0 = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
-        walls = [w for ws in pool.map(visitor, range(clients)) for w in ws]
+        walls = list(pool.map(lambda k: full_run_seconds(pipe, img, codec, steps, seed=k // runs),
+                              range(clients * runs)))
     total = time.perf_counter() - t0
     return {"clients": clients, "width": width, "height": height, "steps": steps, "images": len(walls),
             "images_per_s": len(walls) / total, "median_run_s": float(np.median(walls))}
