@@ -23,8 +23,9 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-CASES = [("kodim05.png", "jpeg", 10), ("kodim23.png", "jpeg", 30),
+CASES = [("kodim05.png", "jpeg", 10), ("kodim23.png", "jpeg", 30), ("kodim23.png", "avif", 30),
          ("kodim05.png", "neural", 0.0016), ("kodim19.png", "neural", 0.006)]
+RATE_FLAGS = {"jpeg": "--qf", "avif": "--quality", "neural": "--lmbda"}
 STEPS = 4
 
 
@@ -50,21 +51,31 @@ def pipeline_record(image: Path, codec: str, rate: float, precision: str) -> dic
     from dirac_demo import DiracPipeline
     pipe = DiracPipeline.from_pretrained(precision=precision, device="cpu")
     rec = {"frames": [], "psnr": []}
-    for ev in pipe.run(str(image), codec, rate, steps=STEPS, seed=0):
+    for ev in events(pipe, image, codec, rate):
         kind = type(ev).__name__
         if kind == "Compressed":
             rec["drc"] = digest(ev.bitstream)
             rec["nbytes"] = ev.nbytes
-        if kind in ("Compressed", "StepResult"):
+        if kind in ("Compressed", "StepResult") or (kind == "Frame" and ev.k > 0):
             img = ev.base if kind == "Compressed" else ev.image
             rec["frames"].append(frame_digest(img))
             rec["psnr"].append(round(float(ev.psnr), 6))
     return rec
 
 
+def events(pipe, image: Path, codec: str, rate: float):
+    """The run's events through whichever public API the checkout has: ``run(image, settings)``
+    with a :class:`RunSettings` and the metrics wrapper, or the older keyword form."""
+    import dirac_demo
+    if hasattr(dirac_demo, "RunSettings"):
+        settings = dirac_demo.RunSettings(codec=codec, rate=rate, steps=STEPS, seed=0)
+        return dirac_demo.with_metrics(pipe.run(str(image), settings))
+    return pipe.run(str(image), codec, rate, steps=STEPS, seed=0)
+
+
 def cli_record(image: Path, codec: str, rate: float, workdir: Path) -> dict:
     drc, png = workdir / "cli.drc", workdir / "cli.png"
-    flag = ["--qf", str(rate)] if codec == "jpeg" else ["--lmbda", str(rate)]
+    flag = [RATE_FLAGS[codec], str(rate)]
     run = lambda *a: subprocess.run([sys.executable, "-m", "dirac_demo", *a], cwd=ROOT,  # noqa: E731
                                     check=True, capture_output=True, text=True)
     run("compress", str(image), "-o", str(drc), "--codec", codec, *flag)
