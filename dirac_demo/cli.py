@@ -1,7 +1,8 @@
-"""Command line: ``dirac-demo compress|decompress|info`` (also ``python -m dirac_demo``).
+"""Command line: ``dirac-demo compress|decompress|enhance|info`` (also ``python -m dirac_demo``).
 
 Errors for users (bad images, corrupt bitstreams, bad parameters, missing weights) print one
-line on stderr and exit with status 2.
+line on stderr and exit with status 2. ``enhance`` goes on past a file that fails, lists the
+failures at the end and exits with status 1 when there was any.
 """
 from __future__ import annotations
 
@@ -10,10 +11,9 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .codecs import CODECS
 from .errors import DiracError, TooLargeError
 from .protect import DEFAULT_FEATHER, compose, coverage, file_mask, read_mask
-
-RATE_FLAGS = {"jpeg": ("qf", 75), "avif": ("quality", 50), "neural": ("lmbda", 0.0016)}   # flag, default
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,13 +25,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     sub = p.add_subparsers(dest="command", required=True)
 
-    c = sub.add_parser("compress", help="encode an image to a .drc bitstream (JPEG, AVIF or neural base codec)")
+    c = sub.add_parser("compress", help="encode an image to a .drc bitstream with a base codec ("
+                       + ", ".join(codec.label for codec in CODECS.values()) + ")")
     c.add_argument("image")
     c.add_argument("-o", "--output", required=True)
-    c.add_argument("--codec", choices=list(RATE_FLAGS), default="jpeg")
-    c.add_argument("--qf", type=int, default=None, help="JPEG quality factor 1..100 (default 75)")
-    c.add_argument("--quality", type=int, default=None, help="AVIF quality 0..100 (default 50)")
-    c.add_argument("--lmbda", type=float, default=None, help="neural λ_rate in [0.0004, 0.016]")
+    c.add_argument("--codec", choices=list(CODECS), default=next(iter(CODECS)),
+                   help="; ".join(f"{name}: {codec.description}" for name, codec in CODECS.items()))
+    _rate_flags(c)
     c.add_argument("--downscale", action="store_true", help="downscale images over the size limit")
     c.add_argument("--refine", type=int, default=0,
                    help="neural: optimise this image's latents for N iterations (SGA) before coding: "
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mask image of regions the receiver keeps faithful (faces, text): it travels in "
                         "the file as a low-resolution bitmap, a few hundred bytes counted in the rate")
 
-    d = sub.add_parser("decompress", help="decode a bitstream (.drc, or any JPEG or AVIF file) and enhance it with DIRAC")
+    d = sub.add_parser("decompress", help=f"decode a bitstream ({_files()}) and enhance it with DIRAC")
     d.add_argument("bitstream")
     d.add_argument("-o", "--output", required=True, help="output PNG")
     d.add_argument("--steps", type=int, default=20,
@@ -60,9 +60,59 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"pixels of blending on each side of the mask's edge (default {DEFAULT_FEATHER})")
     d.add_argument("--ignore-mask", action="store_true", help="ignore a protect mask carried in the file")
 
-    i = sub.add_parser("info", help="describe a bitstream (.drc, or any JPEG or AVIF file)")
+    _enhance_parser(sub)
+
+    i = sub.add_parser("info", help=f"describe a bitstream ({_files()})")
     i.add_argument("bitstream")
     return p
+
+
+def _enhance_parser(sub) -> None:
+    """``enhance``: photos (JPEG, AVIF, .drc) at full size into a folder, colours and EXIF kept."""
+    from .photos import DEFAULT_QUALITY, FORMATS
+    e = sub.add_parser("enhance", help="enhance JPEG, AVIF and .drc photos at full size (files, globs or folders) "
+                       "into a folder, keeping their ICC profile and EXIF")
+    e.add_argument("inputs", nargs="+", metavar="FILE", help="files, quoted globs ('photos/*.jpg') or folders")
+    e.add_argument("-o", "--output-dir", required=True, metavar="DIR",
+                   help="where NAME.stepK.png (or .jpg, .webp, .avif) go; existing outputs are skipped")
+    e.add_argument("--step", "--stop", dest="stop", type=int, default=1, metavar="K",
+                   help="the step written: 1 (default) is the fidelity end, --steps the realism end")
+    e.add_argument("--steps", type=int, default=20, help="late-start steps S that K is one of (default 20)")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--no-threshold", action="store_true", help="disable rate-dependent thresholding")
+    e.add_argument("--format", dest="fmt", choices=list(FORMATS), default="png",
+                   help="output file format (default png, lossless)")
+    e.add_argument("--quality", type=int, default=None,
+                   help="jpeg/webp/avif output quality 0..100 (default "
+                        + ", ".join(f"{k} {DEFAULT_QUALITY[v[0]]}" for k, v in FORMATS.items() if v[0] != "PNG") + ")")
+    e.add_argument("--protect", metavar="MASK", default=None,
+                   help="a mask image for every file, or a folder of masks named like the inputs (NAME.png): "
+                        "bright or opaque regions take --protect-step; overrides a mask in a .drc")
+    e.add_argument("--protect-step", type=int, default=1, help="the step protected regions show (default 1)")
+    e.add_argument("--feather", type=int, default=DEFAULT_FEATHER,
+                   help=f"pixels of blending on each side of the mask's edge (default {DEFAULT_FEATHER})")
+    e.add_argument("--ignore-mask", action="store_true", help="ignore a protect mask carried in a .drc")
+    e.add_argument("--overwrite", action="store_true", help="rewrite outputs that exist (inputs never)")
+    e.add_argument("--tile", type=int, default=None, metavar="PIXELS",
+                   help="tile side (default 544 above 1.5 MP, else the whole image): smaller uses less memory")
+
+
+def _rate_flags(p: argparse.ArgumentParser) -> None:
+    """One rate flag per codec of the table (codecs sharing a flag share it), e.g. --qf, --lmbda."""
+    by_flag: dict[str, list] = {}
+    for codec in CODECS.values():
+        by_flag.setdefault(codec.rates.flag, []).append(codec)
+    for flag, group in by_flag.items():
+        r = group[0].rates
+        what = " / ".join(f"{c.rates.label} {c.rates.format(c.rates.low)}..{c.rates.format(c.rates.high)} "
+                          f"(default {c.rates.format(c.rates.default)})" for c in group)
+        p.add_argument(f"--{flag}", type=int if r.integer else float, default=None, help=what)
+
+
+def _files() -> str:
+    """The receiver's inputs in words: a .drc, or a plain file of any codec that has one."""
+    plain = [c.label for c in CODECS.values() if c.plain_files]
+    return ".drc" + "".join(f", or any {label} file" for label in plain)
 
 
 def _read(path: str) -> bytes:
@@ -81,14 +131,15 @@ def _write(path: str, data: bytes) -> None:
 
 def _rate(args) -> float:
     """The rate flag of ``--codec`` (or its default); another codec's flag is refused."""
-    flag, default = RATE_FLAGS[args.codec]
-    for other, (other_flag, _) in RATE_FLAGS.items():
-        if other_flag != flag and getattr(args, other_flag) is not None:
-            raise DiracError(f"--{other_flag} is for {other}; {args.codec} takes --{flag}.")
-    if args.refine and args.codec != "neural":
-        raise DiracError("--refine is for the neural codec.")
+    codec = CODECS[args.codec]
+    flag = codec.rates.flag
+    for other in CODECS.values():
+        if other.rates.flag != flag and getattr(args, other.rates.flag) is not None:
+            raise DiracError(f"--{other.rates.flag} is for {other.name}; {args.codec} takes --{flag}.")
+    if args.refine and not codec.refines:
+        raise DiracError(f"--refine is for a learned codec; {args.codec} has no latents.")
     value = getattr(args, flag)
-    return default if value is None else value
+    return codec.rates.default if value is None else value
 
 
 def _compress(args, pipe) -> None:
@@ -102,30 +153,33 @@ def _compress(args, pipe) -> None:
     refined = f", latents refined {args.refine} it." if args.refine else ""
     shrunk = " (downscaled from {}x{})".format(*comp.source_size) if comp.source_size else ""
     mask = f", protect mask {len(comp.encoded.mask)} bytes" if comp.encoded.mask else ""
+    from .quality import psnr
     print(f"{args.output}: {args.codec} rate {rate:g}{refined}, {comp.encoded.width}x{comp.encoded.height}"
-          f"{shrunk}, {comp.nbytes} bytes{mask}, {comp.bpp:.4f} bpp, base PSNR {comp.psnr:.2f} dB")
+          f"{shrunk}, {comp.nbytes} bytes{mask}, {comp.bpp:.4f} bpp, base PSNR {psnr(comp.base, comp.original):.2f} dB")
 
 
 def _decompress(args, pipe) -> None:
     from .images import png_bytes, tensor_to_pil
-    from .pipeline import Compressed, Finished, StepResult
+    from .pipeline import Compressed, RunSettings
     data = _read(args.bitstream)
-    mask, fidelity = None, None
-    for ev in pipe.run_bitstream(data, args.steps, args.stop, args.seed, not args.no_threshold, args.eta):
+    settings = RunSettings(steps=args.steps, stop=args.stop, seed=args.seed, threshold=not args.no_threshold,
+                           eta=args.eta)
+    mask, fidelity, last = None, None, None
+    for ev in pipe.run_bitstream(data, settings):
         if isinstance(ev, Compressed):
             print(f"decoded {ev.encoded.codec} {ev.encoded.width}x{ev.encoded.height} "
                   f"({ev.nbytes} bytes, {ev.bpp:.4f} bpp); no original here, so no PSNR", file=sys.stderr)
-            mask = _mask(args, ev.encoded, args.steps if args.stop is None else min(args.stop, args.steps))
-            fidelity = ev.base
-        elif isinstance(ev, StepResult):
-            print(f"step {ev.index}/{ev.total} t={ev.t} {ev.seconds:.2f}s", file=sys.stderr)
-            fidelity = ev.image if ev.index == args.protect_step else fidelity
-        elif isinstance(ev, Finished):
-            image = ev.image if mask is None else compose(fidelity, ev.image, mask, args.feather)
-            _write(args.output, png_bytes(tensor_to_pil(image)))
-            kept = (f"; protected regions ({coverage(mask):.0%} of the image) at step {args.protect_step}"
-                    if mask is not None else "")
-            print(f"{args.output}: base + {ev.steps_run} of {ev.total} DIRAC steps{kept}")
+            mask = _mask(args, ev.encoded, settings.last_step())
+            continue
+        if ev.k:
+            print(f"step {ev.k}/{ev.total} t={ev.t} {ev.seconds:.2f}s", file=sys.stderr)
+        fidelity = ev.image if ev.k == args.protect_step else fidelity
+        last = ev
+    image = last.image if mask is None else compose(fidelity, last.image, mask, args.feather)
+    _write(args.output, png_bytes(tensor_to_pil(image)))
+    kept = (f"; protected regions ({coverage(mask):.0%} of the image) at step {args.protect_step}"
+            if mask is not None else "")
+    print(f"{args.output}: base + {last.k} of {last.total} DIRAC steps{kept}")
 
 
 def _mask(args, enc, stop: int):
@@ -137,31 +191,34 @@ def _mask(args, enc, stop: int):
     return mask
 
 
+def _enhance_options(args):
+    """The batch's options, checked (before any weights load)."""
+    from .photos import EnhanceOptions
+    options = EnhanceOptions(stop=args.stop, steps=args.steps, seed=args.seed, threshold=not args.no_threshold,
+                             fmt=args.fmt, quality=args.quality, protect=args.protect, protect_step=args.protect_step,
+                             feather=args.feather, ignore_mask=args.ignore_mask, overwrite=args.overwrite,
+                             tile=args.tile)
+    options.check()
+    return options
+
+
+def _enhance(args, options, pipe) -> int:
+    """Run the batch; 1 when any file failed (listed at the end on stderr), else 0."""
+    from .photos import enhance_batch
+    report = enhance_batch(pipe, args.inputs, args.output_dir, options)
+    print(f"{len(report.written)} written, {len(report.skipped)} skipped (done already), {len(report.failed)} failed")
+    for name, reason in report.failed:
+        print(f"failed: {name}: {reason}", file=sys.stderr)
+    return 1 if report.failed else 0
+
+
 def _info(args) -> None:
     from . import codecs
-    from .codecs.avif import AVIF_FILE
-    from .codecs.jpeg import JPEG_FILE
-    from .quality import bits_per_pixel
     data = _read(args.bitstream)
     enc = codecs.read(data)
-    bpp = bits_per_pixel(len(data), enc.width, enc.height)
-    facts = enc.extra.get(JPEG_FILE)
-    if facts:
-        kind = "estimated quality" if not facts["quality_exact"] else "quality"
-        print(f"JPEG file {enc.width}x{enc.height}, {len(data)} bytes, {bpp:.4f} bpp, {facts['subsampling']}, "
-              f"{facts['scan']}, {kind} {enc.quality}" + ("" if facts["quality_exact"] else
-                                                  " (not the IJG tables: nearest by table scale)"))
-        return
-    avif = enc.extra.get(AVIF_FILE)
-    if avif:
-        kind = "quality" if avif["quality_exact"] else "estimated quality"
-        print(f"AVIF file {enc.width}x{enc.height}, {len(data)} bytes, {bpp:.4f} bpp, {kind} {enc.quality}"
-              + ("" if avif["quality_exact"] else " (a quantiser this encoder does not use: the nearest one)"))
-        return
-    rate = f"quality {enc.quality}" if enc.codec != "neural" else f"lambda {enc.lmbda:.6g} (s={enc.scale_q}/1024)"
     mask = file_mask(enc)
     protect = f", protect mask {len(enc.mask)} bytes covering {coverage(mask):.1%}" if mask is not None else ""
-    print(f"{enc.codec} {enc.width}x{enc.height} {rate}, {len(data)} bytes, {bpp:.4f} bpp{protect}")
+    print(CODECS[enc.codec].describe(enc, len(data)) + protect)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -171,7 +228,10 @@ def main(argv: list[str] | None = None) -> int:
             _info(args)
             return 0
         from .pipeline import DiracPipeline
+        options = _enhance_options(args) if args.command == "enhance" else None
         pipe = DiracPipeline.from_pretrained(args.assets, args.hub_repo, device=args.device)
+        if args.command == "enhance":
+            return _enhance(args, options, pipe)
         if args.command == "compress":
             _compress(args, pipe)
         else:

@@ -1,8 +1,11 @@
-"""Image I/O and tensor helpers: validated loading, PIL <-> tensor, padding and cropping."""
+"""Image I/O and tensor helpers: validated loading, a file's colour profile and EXIF, PIL <-> tensor,
+padding and cropping."""
 from __future__ import annotations
 
 import io
 import os
+import struct
+from dataclasses import dataclass
 from typing import Union
 
 import numpy as np
@@ -15,6 +18,8 @@ from .errors import InputError, TooLargeError
 MIN_SIDE = 16
 MAX_PIXELS = 4_194_304          # 4 megapixels (2048 x 2048): bounded time and memory
 BOMB_PIXELS = 25_000_000        # never decode pixel data of images claiming more than this
+LARGE_PIXELS = 64_000_000       # the photo path (tile by tile, bounded memory): 48 and 50 MP phone photos
+ORIENTATION = 0x0112            # the EXIF orientation tag
 
 ImageLike = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
 
@@ -57,7 +62,7 @@ def _open(src: ImageLike) -> Image.Image:
     return img
 
 
-def open_image(src: ImageLike) -> Image.Image:
+def open_stored(src: ImageLike) -> Image.Image:
     """An image opened with the size guards, in its own mode (no conversion, no orientation)."""
     return _open(src)
 
@@ -78,17 +83,17 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")   # L, 1, CMYK, YCbCr, LAB, HSV
 
 
-def load_image(src: ImageLike, max_pixels: int = MAX_PIXELS, downscale: bool = False) -> Image.Image:
+def read_rgb_within(src: ImageLike, max_pixels: int = MAX_PIXELS, downscale: bool = False) -> Image.Image:
     """Open, validate and normalise an image to 8-bit RGB with EXIF orientation applied.
 
     Alpha is composited on white; 16-bit images are scaled to 8 bits. Images over
     ``max_pixels`` raise :class:`TooLargeError` unless ``downscale`` asks for a resize.
     """
-    return fit_pixels(read_image(src), max_pixels, downscale)
+    return fit_pixels(read_rgb(src), max_pixels, downscale)
 
 
-def read_image(src: ImageLike) -> Image.Image:
-    """:func:`load_image` at the image's own size (up to the decompression-bomb guard)."""
+def read_rgb(src: ImageLike) -> Image.Image:
+    """:func:`read_rgb_within` at the image's own size (up to the decompression-bomb guard)."""
     img = _open(src)
     if getattr(img, "n_frames", 1) > 1:
         raise InputError("Animated images are not supported: upload a still image.")
@@ -119,9 +124,9 @@ def fit_pixels(img: Image.Image, max_pixels: int, downscale: bool) -> Image.Imag
 
 
 def pil_to_tensor(img: Image.Image) -> torch.Tensor:
-    """8-bit RGB PIL image -> float32 tensor (1, 3, H, W) in [0, 1]."""
-    arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1).unsqueeze(0)
+    """8-bit RGB PIL image -> float32 tensor (1, 3, H, W) in [0, 1] (one 8-bit copy on the way)."""
+    arr = np.array(img.convert("RGB"), dtype=np.uint8)
+    return torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
 
 
 def tensor_to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -171,3 +176,52 @@ def png_bytes(img: Image.Image) -> bytes:
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return buf.getvalue()
+
+
+@dataclass(frozen=True)
+class PhotoMeta:
+    """What an image file says about its pixels besides the pixels: its ICC colour profile and its
+    EXIF block, both byte for byte as stored, and its EXIF orientation (1 when it has none)."""
+
+    icc: bytes | None = None
+    exif: bytes | None = None
+    orientation: int = 1
+
+    def upright_exif(self) -> bytes | None:
+        """The EXIF block for pixels already turned upright: orientation 1, every other byte kept."""
+        return reset_orientation(self.exif) if self.exif else None
+
+
+def read_meta(data: bytes) -> PhotoMeta:
+    """The ICC profile, EXIF block and orientation of an image file's bytes (a JPEG, AVIF, PNG,
+    WebP...); a file Pillow cannot open (a ``.drc``) has none. Reads the headers only."""
+    try:
+        img = Image.open(io.BytesIO(data))
+        icc, exif = img.info.get("icc_profile") or None, img.info.get("exif") or None
+        orientation = int(img.getexif().get(ORIENTATION, 1))
+    except Exception:  # noqa: BLE001 - no metadata is the answer for anything Pillow cannot parse
+        return PhotoMeta()
+    return PhotoMeta(icc, exif, orientation if 1 <= orientation <= 8 else 1)
+
+
+def reset_orientation(exif: bytes) -> bytes | None:
+    """``exif`` (a TIFF block, with or without the ``Exif\\0\\0`` prefix) with the orientation
+    entry of its first directory set to 1 in place; unchanged when it has none, None when the
+    block cannot be walked (carrying it could turn the image twice)."""
+    head = 6 if exif.startswith(b"Exif\0\0") else 0
+    order = {b"II": "<", b"MM": ">"}.get(exif[head:head + 2])
+    if order is None:
+        return None
+    try:
+        (ifd,) = struct.unpack_from(order + "I", exif, head + 4)
+        (count,) = struct.unpack_from(order + "H", exif, head + ifd)
+        for i in range(count):
+            at = head + ifd + 2 + 12 * i
+            tag, kind, n = struct.unpack_from(order + "HHI", exif, at)
+            if tag == ORIENTATION and kind == 3 and n == 1:      # one SHORT, stored in the entry
+                out = bytearray(exif)
+                struct.pack_into(order + "H", out, at + 8, 1)
+                return bytes(out)
+    except struct.error:
+        return None
+    return exif

@@ -1,53 +1,72 @@
 """The DIRAC pipeline: base codec -> real bytes -> base reconstruction -> residual DDIM steps.
 
-:class:`DiracPipeline` owns device, dtype and models. :meth:`DiracPipeline.run` is a
-generator of events: one :class:`Compressed` (the real bytes, the base reconstruction and the
-original), one :class:`StepResult` per DDIM step, then one :class:`Finished`. With the original
-at hand and ``with_swd``, each event also carries the live SWD (:class:`.quality.LiveSWD`, a
-realism figure: lower is more realistic) beside PSNR and MS-SSIM.
-:meth:`DiracPipeline.run_bitstream` does the receiver's side from a file, with the same events.
-The page, the CLI and the evaluation consume these events as they are.
+:class:`DiracPipeline` owns device, dtype and models. :meth:`DiracPipeline.run` is a generator of
+events: one :class:`Compressed` header (the real bytes, the base reconstruction and the
+original), then one :class:`Frame` per output, the base reconstruction as frame 0 and DDIM step k
+as frame k. :meth:`DiracPipeline.run_bitstream` does the receiver's side from a file, with the
+same events. Metrics are not the pipeline's job: :func:`dirac_demo.quality.with_metrics` wraps
+any event stream and fills each frame's PSNR, MS-SSIM and live SWD against the original. The
+page, the command line, the evaluation and the benchmark consume these events.
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator, Union
 
 import torch
 
 from . import codecs
-from .codecs import bitstream
-from .codecs.avif import AvifCodec
-from .codecs.jpeg import JpegCodec
-from .codecs.neural import PRE_FILTER, NeuralCodec
-from .codecs.bitstream import Encoded
-from .errors import BitstreamError, InputError, NoModelError, WeightsError
-from .images import (MAX_PIXELS, ImageLike, fit_pixels, from_signed, pad_to_multiple, pil_to_tensor, read_image,
-                     to_signed)
-from .protect import pack_mask, read_mask
-from .quality import LiveSWD, bits_per_pixel, ms_ssim, psnr
+from .codecs import CODECS, BaseCodec, Encoded
 from .diffusion.sampler import Step, ddim_sample, late_start_noise, nearest_threshold
 from .diffusion.schedule import Schedule, Spacing
-from .weights import DiracModel, load_codec, load_dirac, resolve
+from .errors import BitstreamError, InputError, NoModelError
+from .images import (MAX_PIXELS, ImageLike, fit_pixels, from_signed, pad_to_multiple, pil_to_tensor, read_rgb,
+                     to_signed)
+from .machine import cpu_has_bf16, device_label
+from .protect import pack_mask, read_mask
+from .quality import bits_per_pixel
+from .diffusion.tiles import tiled
+from .weights import DiracModel, load_models
 
 NUM_RESPACED = 100
 
 
 @dataclass
+class RunSettings:
+    """What one run does: the base codec and its rate (None: the codec's default), S steps and
+    where to stop (K, default S), the seed, rate-dependent thresholding, DDIM η, the neural
+    codec's encoder-side refinement, downscaling of a too-large input, and a protect mask
+    (:mod:`.protect`) that travels in the file."""
+
+    codec: str = field(default_factory=lambda: next(iter(CODECS)))
+    rate: float | None = None
+    steps: int = 20
+    stop: int | None = None
+    seed: int = 0
+    threshold: bool = True
+    eta: float = 0.0
+    refine: int = 0
+    downscale: bool = False
+    protect: ImageLike | None = None
+
+    def last_step(self) -> int:
+        """K after checking S, K and η (:func:`check_run`)."""
+        return check_run(self.steps, self.stop, self.eta)
+
+
+@dataclass
 class Compressed:
-    """The base codec's result: the real bitstream, the base reconstruction and, on the sender's
-    side, the original it was made from."""
+    """The header of a run: the real bitstream, the base reconstruction and, on the sender's side,
+    the original it was made from."""
 
     bitstream: bytes
     encoded: Encoded
     base: torch.Tensor            # (1, 3, H, W) in [0, 1]
-    psnr: float | None            # None on the receiver side (no original)
-    ms_ssim: float | None
     seconds: float
     original: torch.Tensor | None = None   # the sender's input as coded (after any downscale)
     source_size: tuple[int, int] | None = None   # (width, height) of an input downscaled to fit; else None
-    swd: float | None = None      # live SWD against the original (run(with_swd=True)); else None
+    cond: torch.Tensor | None = None      # the image DIRAC is conditioned on, where the codec has one
 
     @property
     def nbytes(self) -> int:
@@ -60,49 +79,32 @@ class Compressed:
 
 
 @dataclass
-class StepResult:
-    """The reconstruction x̃ + r̂0(t_k) after DDIM step ``index`` (1-based) of ``total``."""
+class Frame:
+    """One output of a run: the base reconstruction (k = 0) or x̃ + r̂0(t_k) after DDIM step k of
+    ``total``; metrics stay None until :func:`~dirac_demo.quality.with_metrics` fills them."""
 
-    index: int
+    k: int
     total: int
-    t: int
-    image: torch.Tensor
-    psnr: float | None
-    ms_ssim: float | None
-    seconds: float                # the network call and the update, not the metrics
-    swd: float | None = None      # live SWD against the original, when asked for and known
+    t: int | None                 # the step's timestep (None for the base)
+    image: torch.Tensor           # (1, 3, H, W) in [0, 1], on the CPU
+    seconds: float                # the decode (k = 0) or the network call and the update
+    psnr: float | None = None
+    ms_ssim: float | None = None
+    swd: float | None = None      # live SWD against the original
+    step: Step | None = None      # the sampler's step (r_t and r̂0), for measures of the trajectory
 
 
-@dataclass
-class Finished:
-    """End of a run: the last image and how many steps ran."""
-
-    image: torch.Tensor
-    psnr: float | None
-    steps_run: int
-    total: int
-
-
-Event = Union[Compressed, StepResult, Finished]
-
-
-def cpu_has_bf16() -> bool:
-    """True on CPUs with AMX-BF16 or AVX512-BF16, where bf16 autocast pays off."""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            flags = fh.read()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
+Event = Union[Compressed, Frame]
 
 
 class DiracPipeline:
     """Base codecs plus residual diffusion models, on one device."""
 
-    def __init__(self, neural_codec: NeuralCodec | None = None,
-                 dirac: dict[str, DiracModel] | None = None, device: str | torch.device | None = None,
-                 precision: str = "auto", tile: int = 544, tile_overlap: int = 32,
-                 tile_above: int = 1_572_864, max_pixels: int = MAX_PIXELS) -> None:
+    def __init__(self, codecs_: dict[str, BaseCodec] | None = None, dirac: dict[str, DiracModel] | None = None,
+                 device: str | torch.device | None = None, precision: str = "auto", tile: int = 544,
+                 tile_overlap: int = 32, tile_above: int = 1_572_864, max_pixels: int = MAX_PIXELS) -> None:
+        """``codecs_``: the base codecs by name (default: the table's rows as registered; a codec with
+        weights runs once :meth:`from_pretrained` binds them); ``dirac``: the DIRAC models by codec."""
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if precision == "auto":
             precision = "fp16" if self.device.type == "cuda" else ("bf16" if cpu_has_bf16() else "fp32")
@@ -114,9 +116,7 @@ class DiracPipeline:
         self.cast_net = amp_dtype is torch.bfloat16 and self.device.type == "cpu"
         self.net_dtype = torch.bfloat16 if self.cast_net else torch.float32
         self.amp_dtype = None if self.cast_net else amp_dtype
-        self.jpeg = JpegCodec()
-        self.avif = AvifCodec()
-        self.neural = neural_codec.eval().cpu() if neural_codec is not None else None   # codec: fp32, CPU
+        self.codecs = dict(CODECS) if codecs_ is None else dict(codecs_)
         self.dirac = {}
         for name, model in (dirac or {}).items():
             model.net = model.net.eval().to(self.device, self.net_dtype, memory_format=torch.channels_last)
@@ -127,146 +127,78 @@ class DiracPipeline:
 
     @classmethod
     def from_pretrained(cls, assets: str | None = None, hub_repo: str | None = None, **kwargs) -> "DiracPipeline":
-        """Load every model that exists in ``assets/`` (or the Hub repo); missing ones stay absent."""
-        models, codec = {}, None
-        try:
-            codec = load_codec(resolve("codec", assets, hub_repo))
-        except WeightsError as exc:
-            if "not found" not in str(exc):
-                raise
-        for base, name in (("jpeg", "dirac_jpeg"), ("neural", "dirac_neural"), ("avif", "dirac_avif")):
-            try:
-                models[base] = load_dirac(resolve(name, assets, hub_repo))
-            except WeightsError as exc:
-                if "not found" not in str(exc):
-                    raise
-        return cls(codec, models, **kwargs)
+        """Every codec of the table with its weights, and every DIRAC model that exists in
+        ``assets/`` (or the Hub repo); missing weights leave that part absent."""
+        return cls(*load_models(CODECS, assets, hub_repo), **kwargs)
 
-    # ---- helpers --------------------------------------------------------------------
-    def available(self) -> dict[str, bool]:
-        """Which parts are loaded: the neural codec and each DIRAC model."""
-        return {"neural_codec": self.neural is not None, "dirac_jpeg": "jpeg" in self.dirac,
-                "dirac_neural": "neural" in self.dirac, "dirac_avif": "avif" in self.dirac}
+    # ---- what this pipeline holds ---------------------------------------------------------
+    def codec(self, name: str) -> BaseCodec:
+        """The base codec ``name``; InputError for a name that is not in the table."""
+        if name not in self.codecs:
+            raise InputError(f"Unknown codec {name!r}: use {', '.join(repr(n) for n in self.codecs)}.")
+        return self.codecs[name]
 
-    def _codec(self, name: str):
-        if name == "jpeg":
-            return self.jpeg
-        if name == "avif":
-            return self.avif
-        if name == "neural":
-            if self.neural is None:
-                raise WeightsError("The neural codec has no trained weights loaded.")
-            return self.neural
-        raise InputError(f"Unknown codec {name!r}: use 'jpeg', 'avif' or 'neural'.")
+    def codec_names(self) -> list[str]:
+        """The codecs that can encode here: all but those whose weights are missing."""
+        return [n for n, c in self.codecs.items() if not c.weights or getattr(c, "net", None) is not None]
 
-    def _metrics(self, img: torch.Tensor, original: torch.Tensor | None, with_ms_ssim: bool):
-        if original is None:
-            return None, None
-        return psnr(img, original), (ms_ssim(img, original) if with_ms_ssim else None)
+    def has_model(self, codec: str) -> bool:
+        """Whether a trained DIRAC model for ``codec`` is loaded."""
+        return codec in self.dirac
 
-    def _autocast(self):
-        return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
-                              enabled=self.amp_dtype is not None)
+    def thresholds(self, codec: str) -> dict[float, float] | None:
+        """The DIRAC model's threshold table θ(rate) for ``codec`` (None without a model or table)."""
+        model = self.dirac.get(codec)
+        return model.thresholds if model is not None else None
 
-    @torch.no_grad()
-    def _denoise(self, net, r: torch.Tensor, t: int, xb: torch.Tensor) -> torch.Tensor:
-        h, w = r.shape[-2:]
-        tile, ov = self.tile, self.tile_overlap
-        if h * w <= self.tile_above:
-            return self._net(net, r, t, xb)
-        out = torch.zeros_like(r)
-        wsum = torch.zeros((1, 1, h, w), device=r.device)
-        ys, xs = _starts(h, tile, ov), _starts(w, tile, ov)
-        for y in ys:
-            for x in xs:
-                sl = (..., slice(y, y + tile), slice(x, x + tile))
-                pred = self._net(net, r[sl], t, xb[sl])
-                wt = _ramp(pred.shape[-2], ov, r.device)[:, None] * _ramp(pred.shape[-1], ov, r.device)[None]
-                out[sl] += pred * wt
-                wsum[sl] += wt
-        return out / wsum
+    def describe(self) -> dict:
+        """Where the network runs and what is loaded: device label, precision, codecs, models."""
+        return {"device": device_label(self.device, self.precision), "precision": self.precision,
+                "codecs": self.codec_names(),
+                "models": {n: {"thresholds": bool(m.thresholds), "spacing": m.spacing.to_dict(),
+                               "steps": m.meta.get("training", {}).get("steps")} for n, m in self.dirac.items()},
+                "max_pixels": self.max_pixels}
 
-    def _net(self, net, r: torch.Tensor, t: int, xb: torch.Tensor) -> torch.Tensor:
-        m = net.multiple
-        h, w = r.shape[-2:]
-        rp = pad_to_multiple(r, m).to(self.net_dtype, memory_format=torch.channels_last)
-        xp = pad_to_multiple(xb, m).to(self.net_dtype, memory_format=torch.channels_last)
-        with self._autocast():
-            out = net(rp, torch.full((1,), t, device=r.device, dtype=torch.long), xp)
-        return out.float()[..., :h, :w]
+    # ---- the base codec -----------------------------------------------------------------
+    def compress(self, image: ImageLike, codec: str, rate: float | None = None, downscale: bool = False,
+                 refine: int = 0, callback=None, protect: ImageLike | None = None) -> Compressed:
+        """Encode an image: the :class:`Compressed` header, holding the original it was made from.
 
-    # ---- public API -----------------------------------------------------------------
-    def compress(self, image: ImageLike, codec: str, rate: float, downscale: bool = False,
-                 with_ms_ssim: bool = True, refine: int = 0, callback=None,
-                 protect: ImageLike | None = None) -> Compressed:
-        """Encode an image: the :class:`Compressed` event, holding the original it was made from.
-
-        ``downscale``: shrink an image over ``max_pixels`` to fit (the event's ``source_size`` keeps
-        its size) instead of refusing it. ``refine``: encoder-side latent refinement iterations for
-        the neural codec (SGA, :mod:`.refine`); ``callback(i, n)`` reports them. ``protect``: a
-        mask image (:func:`.protect.read_mask`) whose regions the receiver keeps at a fidelity
-        step; it travels in the file (:func:`.protect.pack_mask`) and its bytes count in the rate.
+        ``rate``: the codec's rate (None: its default). ``downscale``: shrink an image over
+        ``max_pixels`` to fit (the header's ``source_size`` keeps its size) instead of refusing
+        it. ``refine``: encoder-side latent refinement iterations (the neural codec, :mod:`.refine`);
+        ``callback(i, n)`` reports them. ``protect``: a mask image (:func:`.protect.read_mask`)
+        whose regions the receiver keeps at a fidelity step; it travels in the file
+        (:func:`.protect.pack_mask`) and its bytes count in the rate.
         """
         t0 = time.perf_counter()
-        if refine and codec != "neural":
-            raise InputError("Latent refinement is for the neural codec only.")
-        source = read_image(image)
+        c = self.codec(codec)
+        if refine and not c.refines:
+            raise InputError(f"Latent refinement is for a learned codec; {c.label} has no latents.")
+        source = read_rgb(image)
         fitted = fit_pixels(source, self.max_pixels, downscale)
         x = pil_to_tensor(fitted)
-        c = self._codec(codec)
-        if codec in ("jpeg", "avif"):
-            enc = c.compress(x, int(round(rate)))
-        else:
-            enc = c.compress(x, float(rate), refine=refine, callback=callback)
+        enc = c.compress(x, c.rates.default if rate is None else rate, refine=refine, callback=callback)
         if protect is not None:
             enc.mask = pack_mask(read_mask(protect, enc.width, enc.height))
-        data = bitstream.pack(enc)
-        received = bitstream.parse(data)
-        base = c.decompress(received)
-        enc.extra.update(received.extra)          # what the decoder left for DIRAC (its pre-filter image)
-        p, m = self._metrics(base, x, with_ms_ssim)
-        return Compressed(data, enc, base, p, m, time.perf_counter() - t0, original=x,
-                          source_size=source.size if fitted.size != source.size else None)
+        data = codecs.pack(enc)
+        out = c.decompress(codecs.parse(data))
+        return Compressed(data, enc, out["x_hat"], time.perf_counter() - t0, original=x,
+                          source_size=source.size if fitted.size != source.size else None, cond=out.get("x_cond"))
 
-    def decode(self, data: bytes) -> Compressed:
-        """Receiver side: decode a ``.drc`` bitstream, or a plain JPEG or AVIF file, to its base reconstruction."""
+    def decode(self, data: bytes, max_pixels: int | None = None) -> Compressed:
+        """Receiver side: decode a ``.drc`` bitstream, or a plain file of a codec's format, to its base;
+        files over ``max_pixels`` (default: this pipeline's limit) are refused before decoding."""
         t0 = time.perf_counter()
         enc = codecs.read(data)
-        if enc.width * enc.height > self.max_pixels:
+        limit = max_pixels or self.max_pixels
+        if enc.width * enc.height > limit:
             raise BitstreamError(f"The bitstream declares a {enc.width}x{enc.height} image, over the "
-                                 f"{self.max_pixels / 1e6:.1f} MP limit of this decoder.")
-        base = self._codec(enc.codec).decompress(enc)
-        return Compressed(bytes(data), enc, base, None, None, time.perf_counter() - t0)
+                                 f"{limit / 1e6:.1f} MP limit of this decoder.")
+        out = self.codec(enc.codec).decompress(enc)
+        return Compressed(bytes(data), enc, out["x_hat"], time.perf_counter() - t0, cond=out.get("x_cond"))
 
-    def enhance(self, base: torch.Tensor, enc: Encoded, steps: int = 20, stop: int | None = None,
-                seed: int = 0, threshold: bool = True, original: torch.Tensor | None = None,
-                with_ms_ssim: bool = True, eta: float = 0.0,
-                with_swd: bool = False) -> Iterator[StepResult | Finished]:
-        """Residual DDIM with late start from ``base``: one :class:`StepResult` per step, then Finished.
-
-        ``eta`` = 0 is the paper's deterministic DDIM; ``eta`` > 0 adds fresh seeded noise per step.
-        ``with_swd``: each step's live SWD against ``original`` (when given).
-        """
-        stop = check_run(steps, stop, eta)
-        meter = LiveSWD(original) if with_swd and original is not None else None
-        yield from self._steps(base, enc, steps, stop, seed, threshold, original, with_ms_ssim, eta, meter)
-
-    def _steps(self, base: torch.Tensor, enc: Encoded, steps: int, stop: int, seed: int, threshold: bool,
-               original: torch.Tensor | None, with_ms_ssim: bool, eta: float,
-               meter: LiveSWD | None = None) -> Iterator[StepResult | Finished]:
-        """:meth:`enhance` with its arguments already checked; ``meter`` measures each step's SWD."""
-        image = base
-        last = psnr(base, original) if original is not None else None
-        if stop > 0:
-            for step, image, seconds in self.trajectory(base, enc, steps, seed, threshold, eta):
-                p, m = self._metrics(image, original, with_ms_ssim)
-                last = p
-                yield StepResult(step.index + 1, steps, step.t, image, p, m, seconds,
-                                 meter(image) if meter is not None else None)
-                if step.index + 1 >= stop:
-                    break
-        yield Finished(image, last, stop, steps)
-
+    # ---- the residual sampler -------------------------------------------------------------
     def clip_for(self, enc: Encoded, threshold: bool = True) -> float:
         """The bound on r̂0: with thresholding on (A.4), θ at the file's rate from the model's
         table (λ_rate for the neural codec, the quality for JPEG and AVIF); else, or without a
@@ -281,62 +213,72 @@ class DiracPipeline:
         model = self.dirac.get(codec)
         return model.spacing if model is not None else Spacing()
 
-    def trajectory(self, base: torch.Tensor, enc: Encoded, steps: int = 20, seed: int = 0,
-                   threshold: bool = True, eta: float = 0.0,
-                   spacing: Spacing | None = None) -> Iterator[tuple[Step, torch.Tensor, float]]:
-        """The sampler itself: ``(Step, image, seconds)`` per DDIM step, Step holding r_t and r̂0(t).
-
-        ``spacing`` defaults to the model's own (:meth:`spacing_for`). ``seconds`` covers the
-        network call and the update, not the caller's metrics.
-        """
-        model = self.dirac.get(enc.codec)
+    def frames(self, comp: Compressed, steps: int = 20, stop: int | None = None, seed: int = 0,
+               threshold: bool = True, eta: float = 0.0, spacing: Spacing | None = None) -> Iterator[Frame]:
+        """The base as frame 0, then residual DDIM with late start from it: frame k after step k,
+        up to ``stop`` (default ``steps``). ``eta`` = 0 is the paper's deterministic DDIM; ``eta`` > 0
+        adds fresh seeded noise per step. ``spacing`` defaults to the model's own."""
+        stop = check_run(steps, stop, eta)
+        yield Frame(0, steps, None, comp.base, comp.seconds)
+        if stop == 0:
+            return
+        model = self.dirac.get(comp.encoded.codec)
         if model is None:
-            raise NoModelError(enc.codec)
+            raise NoModelError(comp.encoded.codec)
         spacing = model.spacing if spacing is None else spacing
         ts = spacing.timesteps(steps, NUM_RESPACED, self.schedule.num_timesteps)
         gen = torch.Generator().manual_seed(int(seed))
-        # the neural codec's post-filter: DIRAC starts from the image before it (NeuralCodec.decompress)
-        cond = enc.extra.get(PRE_FILTER)
-        xb = to_signed(base if cond is None or cond.shape != base.shape else cond).to(self.device)
+        cond = comp.cond if comp.cond is not None and comp.cond.shape == comp.base.shape else comp.base
+        xb = to_signed(cond).to(self.device)
         r = late_start_noise(xb.shape, int(ts[0]), self.schedule, gen, self.device)
         denoise = lambda r_t, t: self._denoise(model.net, r_t, t, xb)  # noqa: E731
-        sampler = ddim_sample(denoise, r, ts, self.schedule, clip=self.clip_for(enc, threshold),
+        sampler = ddim_sample(denoise, r, ts, self.schedule, clip=self.clip_for(comp.encoded, threshold),
                               eta=eta, generator=gen)
-        while True:
+        for k in range(1, stop + 1):
             t0 = time.perf_counter()
-            step = next(sampler, None)
-            if step is None:
-                return
+            step = next(sampler)
             image = from_signed(xb + step.r0_hat).clamp(0, 1).cpu()   # .cpu() waits for the device
-            yield step, image, time.perf_counter() - t0
+            yield Frame(k, steps, step.t, image, time.perf_counter() - t0, step=step)
 
-    def run(self, image: ImageLike, codec: str = "jpeg", rate: float = 10, steps: int = 20,
-            stop: int | None = None, seed: int = 0, threshold: bool = True, downscale: bool = False,
-            with_ms_ssim: bool = True, eta: float = 0.0, refine: int = 0, callback=None,
-            with_swd: bool = False, protect: ImageLike | None = None) -> Iterator[Event]:
-        """Sender and receiver in one: Compressed, then StepResult per step, then Finished.
-
-        ``refine`` and ``callback`` go to :meth:`compress` (the neural codec's latent refinement),
-        and so does ``protect`` (a mask sent in the file).
-        ``with_swd``: the base and every step also get their live SWD against the original (the
-        original's side is computed once per run).
-        """
-        stop = check_run(steps, stop, eta)
-        comp = self.compress(image, codec, rate, downscale, with_ms_ssim, refine, callback, protect)
-        meter = LiveSWD(comp.original) if with_swd else None
-        if meter is not None:
-            comp.swd = meter(comp.base)
+    # ---- whole runs -----------------------------------------------------------------------
+    def run(self, image: ImageLike, settings: RunSettings | None = None, callback=None) -> Iterator[Event]:
+        """Sender and receiver in one: the :class:`Compressed` header, then frames 0..K.
+        ``callback(i, n)`` reports the neural codec's latent refinement."""
+        s = settings or RunSettings()
+        s.last_step()
+        comp = self.compress(image, s.codec, s.rate, s.downscale, s.refine, callback, s.protect)
         yield comp
-        yield from self._steps(comp.base, comp.encoded, steps, stop, seed, threshold, comp.original,
-                               with_ms_ssim, eta, meter)
+        yield from self.frames(comp, s.steps, s.stop, s.seed, s.threshold, s.eta)
 
-    def run_bitstream(self, data: bytes, steps: int = 20, stop: int | None = None, seed: int = 0,
-                      threshold: bool = True, eta: float = 0.0) -> Iterator[Event]:
-        """Receiver side only: no original, so every PSNR field is None."""
-        stop = check_run(steps, stop, eta)
+    def run_bitstream(self, data: bytes, settings: RunSettings | None = None) -> Iterator[Event]:
+        """Receiver side only: the header of the decoded file, then frames 0..K (no original).
+        The settings' codec, rate, refinement and mask are the sender's and are not read."""
+        s = settings or RunSettings()
+        s.last_step()
         comp = self.decode(data)
         yield comp
-        yield from self._steps(comp.base, comp.encoded, steps, stop, seed, threshold, None, True, eta)
+        yield from self.frames(comp, s.steps, s.stop, s.seed, s.threshold, s.eta)
+
+    # ---- the network, whole or in tiles -------------------------------------------------------
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                              enabled=self.amp_dtype is not None)
+
+    @torch.no_grad()
+    def _denoise(self, net, r: torch.Tensor, t: int, xb: torch.Tensor) -> torch.Tensor:
+        """r̂0 of the whole image up to ``tile_above`` pixels, else blended from overlapping tiles."""
+        if r.shape[-2] * r.shape[-1] <= self.tile_above:
+            return self._net(net, r, t, xb)
+        return tiled(lambda rs, xs: self._net(net, rs, t, xs), r, xb, self.tile, self.tile_overlap)
+
+    def _net(self, net, r: torch.Tensor, t: int, xb: torch.Tensor) -> torch.Tensor:
+        m = net.multiple
+        h, w = r.shape[-2:]
+        rp = pad_to_multiple(r, m).to(self.net_dtype, memory_format=torch.channels_last)
+        xp = pad_to_multiple(xb, m).to(self.net_dtype, memory_format=torch.channels_last)
+        with self._autocast():
+            out = net(rp, torch.full((1,), t, device=r.device, dtype=torch.long), xp)
+        return out.float()[..., :h, :w]
 
 
 def check_run(steps: int, stop: int | None, eta: float) -> int:
@@ -360,16 +302,3 @@ def check_eta(eta: float) -> None:
     """DDIM η must lie in [0, 1] (NaN included in the refusal)."""
     if not 0.0 <= float(eta) <= 1.0:
         raise InputError(f"eta must be between 0 and 1, got {eta}.")
-
-
-def _starts(length: int, tile: int, overlap: int) -> list[int]:
-    """Fewest tile origins covering ``length`` with at least ``overlap`` between neighbours."""
-    if length <= tile:
-        return [0]
-    n = -(-(length - overlap) // (tile - overlap))
-    return [round(i * (length - tile) / (n - 1)) for i in range(n)]
-
-
-def _ramp(n: int, overlap: int, device) -> torch.Tensor:
-    i = torch.arange(n, device=device, dtype=torch.float32)
-    return torch.minimum(torch.ones_like(i), torch.minimum(i + 1, n - i) / max(1, overlap))

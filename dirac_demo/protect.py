@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .errors import BitstreamError, InputError
-from .images import ImageLike, open_image
+from .images import ImageLike, open_stored
 
 DEFAULT_FEATHER = 8         # pixels of blending on each side of the mask's edge
 MAX_FEATHER = 64
@@ -36,7 +36,7 @@ def read_mask(src: ImageLike, width: int, height: int) -> np.ndarray:
     the opaque pixels are protected (alpha ≥ 128); otherwise the bright ones (grey level ≥ 128).
     A mask of another size is resized to ``width`` × ``height`` with nearest-neighbour sampling,
     whatever its aspect ratio."""
-    img = open_image(src)
+    img = open_stored(src)
     if img.mode == "P":
         img = img.convert("RGBA")
     img = img.getchannel("A") if img.mode in ("RGBA", "LA", "PA") else img.convert("L")
@@ -51,7 +51,7 @@ def paint_mask(layers: Iterable[ImageLike], width: int, height: int) -> np.ndarr
     :func:`read_mask`; a layer without transparency covers everything. No layers: nothing."""
     mask = np.zeros((height, width), bool)
     for layer in layers:
-        alpha = open_image(layer).convert("RGBA").getchannel("A")
+        alpha = open_stored(layer).convert("RGBA").getchannel("A")
         if alpha.size != (width, height):
             alpha = alpha.resize((width, height), Image.Resampling.NEAREST)
         mask |= np.asarray(alpha) > 0

@@ -1,5 +1,6 @@
-"""The per-step figures: PSNR, MS-SSIM and bits per pixel (the page and the CLI), and the live SWD
-against one original (:class:`LiveSWD`, the page's realism figure).
+"""The per-step figures: PSNR, MS-SSIM and bits per pixel (the page and the CLI), the live SWD
+against one original (:class:`LiveSWD`, the page's realism figure), and :func:`with_metrics`,
+the one wrapper that puts them on a run's frames.
 
 Cheap and weight-free; the evaluation's measures (SWD over a set at 4096 patches, LPIPS, FID)
 live in :mod:`dirac_demo.eval.metrics`.
@@ -7,6 +8,7 @@ live in :mod:`dirac_demo.eval.metrics`.
 from __future__ import annotations
 
 import math
+from typing import Iterable, Iterator
 
 import torch
 
@@ -30,6 +32,9 @@ def ms_ssim(a: torch.Tensor, b: torch.Tensor) -> float | None:
     if min(a.shape[-2:]) <= 160:   # 5 scales of an 11x11 window need > 160 px
         return None
     return float(_ms_ssim(quantize_8bit(a.float()), quantize_8bit(b.float()), data_range=1.0))
+
+
+_ms_ssim_of = ms_ssim   # the function, where a flag of the same name shadows it
 
 
 def bits_per_pixel(nbytes: int, width: int, height: int) -> float:
@@ -59,3 +64,21 @@ class LiveSWD:
         """SWD ×10³ of ``image`` ((1, 3, H, W) in [0, 1], the original's size) against the original."""
         self.swd.add("frame", image, 0)
         return self.swd.distance("frame").mean
+
+
+def with_metrics(events: Iterable, ms_ssim: bool = True, swd: bool = False) -> Iterator:
+    """The events of a run (:meth:`dirac_demo.DiracPipeline.run` or ``run_bitstream``), each frame
+    with its PSNR, MS-SSIM (``ms_ssim``) and live SWD (``swd``) against the original the
+    header carries; on the receiver's side (no original) the frames pass unchanged. The
+    original's side of the SWD is computed once per run, like k-diffusion's callback sees every
+    step of a sampler."""
+    original, meter = None, None
+    for ev in events:
+        if hasattr(ev, "bitstream"):                     # the header: a new run starts
+            original = ev.original
+            meter = LiveSWD(original) if swd and original is not None else None
+        elif original is not None:
+            ev.psnr = psnr(ev.image, original)
+            ev.ms_ssim = _ms_ssim_of(ev.image, original) if ms_ssim else None
+            ev.swd = meter(ev.image) if meter is not None else None
+        yield ev

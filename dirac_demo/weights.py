@@ -31,7 +31,6 @@ def _shipped_assets() -> Path:
 
 ASSETS = _shipped_assets()
 HUB_ENV = "DIRAC_HUB_REPO"
-NAMES = {"codec": "codec", "jpeg": "dirac_jpeg", "neural": "dirac_neural"}
 
 
 @dataclass
@@ -162,3 +161,27 @@ def export_dirac(net: ResidualUNet, prefix: str | os.PathLike, meta: dict,
     table = {f"{k:.6g}": round(float(v), 6) for k, v in sorted(thresholds.items())} if thresholds else None
     prefix.with_suffix(".json").write_text(json.dumps(
         {"kind": "dirac", "config": net.config.to_dict(), "thresholds": table, **meta}, indent=2))
+
+
+def load_models(codecs: dict, assets: str | os.PathLike | None = None,
+                hub_repo: str | None = None) -> tuple[dict, dict[str, DiracModel]]:
+    """Each codec of ``codecs`` bound to its own weights where it has them, and the DIRAC model of
+    every codec whose weights exist; weights that are not found leave that part absent."""
+    found, models = {}, {}
+    for name, codec in codecs.items():
+        net = _optional(lambda: load_codec(resolve(codec.weights, assets, hub_repo))) if codec.weights else None
+        found[name] = codec.bind(net) if net is not None else codec
+        model = _optional(lambda: load_dirac(resolve(codec.model, assets, hub_repo))) if codec.model else None
+        if model is not None:
+            models[name] = model
+    return found, models
+
+
+def _optional(load):
+    """``load()``, or None when its weights are not found (other weight errors propagate)."""
+    try:
+        return load()
+    except WeightsError as exc:
+        if "not found" not in str(exc):
+            raise
+        return None

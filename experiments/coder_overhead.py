@@ -23,7 +23,7 @@ from compressai.models.google import get_scale_table
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))   # this checkout's dirac_demo, installed or not
-from dirac_demo.images import load_image, pad_to_multiple, pil_to_tensor  # noqa: E402
+from dirac_demo.images import read_rgb_within, pad_to_multiple, pil_to_tensor  # noqa: E402
 from dirac_demo.train.data import heldout_images  # noqa: E402
 from dirac_demo.weights import load_codec  # noqa: E402
 
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     codec = load_codec(args.codec)     # in eval mode: its forward rounds ŷ, as the file does
     gc = codec.gaussian_conditional
-    images = [pil_to_tensor(load_image(f)) for f in heldout_images(args.data)]
+    images = [pil_to_tensor(read_rgb_within(f)) for f in heldout_images(args.data)]
     print("| scale levels | λ | y bpp written | y bpp estimated | overhead |\n|---|---|---|---|---|")
     for levels in args.levels:
         gc.update_scale_table(get_scale_table(0.11, 256, levels), force=True)

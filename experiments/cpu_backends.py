@@ -43,6 +43,7 @@ from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # this checkout's dirac_demo, installed or not
+from dirac_demo import RunSettings, with_metrics  # noqa: E402
 from dirac_demo.diffusion.schedule import Schedule  # noqa: E402
 from dirac_demo.eval.benchmark import matmul_samples, parse_size  # noqa: E402
 from dirac_demo.images import pil_to_tensor  # noqa: E402
@@ -195,8 +196,8 @@ def trajectories(pipe: DiracPipeline, call, images: list[tuple[Image.Image, np.n
         out = []
         for img, _, _ in images:
             psnrs, last = [], None
-            for ev in pipe.run(img, "jpeg", 10, steps):
-                if hasattr(ev, "index"):
+            for ev in with_metrics(pipe.run(img, RunSettings(codec="jpeg", rate=10, steps=steps))):
+                if getattr(ev, "k", 0):
                     psnrs.append(ev.psnr)
                     last = ev.image
             out.append((psnrs, last))

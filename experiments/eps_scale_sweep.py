@@ -32,43 +32,42 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # this checkout's dirac_demo, installed or not
-from dirac_demo.codecs.bitstream import Encoded  # noqa: E402
-from dirac_demo.codecs.neural import PRE_FILTER  # noqa: E402
 from dirac_demo.diffusion.sampler import Step, ddim_update, late_start_noise  # noqa: E402
 from dirac_demo.diffusion.schedule import Spacing  # noqa: E402
-from dirac_demo.eval.heldout import Trajectory, add_sweep_arguments, open_sweep, parse_spacing, run_steps  # noqa: E402
+from dirac_demo.eval.heldout import Frames, add_sweep_arguments, open_sweep, parse_spacing, run_steps  # noqa: E402
 from dirac_demo.swd import swd  # noqa: E402
 from dirac_demo.images import from_signed, to_signed  # noqa: E402
-from dirac_demo.pipeline import NUM_RESPACED, DiracPipeline  # noqa: E402
+from dirac_demo.pipeline import NUM_RESPACED, Compressed, DiracPipeline, Frame  # noqa: E402
 
 T_PAPER = 190   # the paper's late start for S = 20: λ_t's reference timestep
 
 
-def eps_scaled(pipe: DiracPipeline, k: float, p: float) -> Trajectory:
-    """``pipe.trajectory`` with ε-scaled DDIM steps: the same start, spacing, threshold,
+def eps_scaled(pipe: DiracPipeline, k: float, p: float) -> Frames:
+    """``pipe.frames`` with ε-scaled DDIM steps: the same start, spacing, threshold,
     conditioning and network call, each update re-noising with ε̂ / λ_t (k = 0 gives the
     pipeline's images exactly)."""
-    def trajectory(base: torch.Tensor, enc: Encoded, steps: int = 20, seed: int = 0,
-                   threshold: bool = True, spacing: Spacing | None = None):
+    def frames(comp: Compressed, steps: int = 20, seed: int = 0,
+               threshold: bool = True, spacing: Spacing | None = None):
+        enc = comp.encoded
         model = pipe.dirac[enc.codec]
         spacing = model.spacing if spacing is None else spacing
         ts = [int(t) for t in spacing.timesteps(steps, NUM_RESPACED, pipe.schedule.num_timesteps)]
-        cond = enc.extra.get(PRE_FILTER)    # the neural codec's image before its post-filter
-        xb = to_signed(base if cond is None or cond.shape != base.shape else cond).to(pipe.device)
+        cond = comp.cond    # the neural codec's image before its post-filter
+        xb = to_signed(comp.base if cond is None or cond.shape != comp.base.shape else cond).to(pipe.device)
         r = late_start_noise(xb.shape, ts[0], pipe.schedule, torch.Generator().manual_seed(seed), pipe.device)
         clip = pipe.clip_for(enc, threshold)
         for i, t in enumerate(ts):
             t0 = time.perf_counter()
             r0_hat = pipe._denoise(model.net, r, t, xb).float().clamp(-clip, clip)
             image = from_signed(xb + r0_hat).clamp(0, 1).cpu()
-            yield Step(i, t, r, r0_hat), image, time.perf_counter() - t0
+            yield Frame(i + 1, steps, t, image, time.perf_counter() - t0, step=Step(i, t, r, r0_hat))
             abar_t, abar_prev = pipe.schedule.abar(t), pipe.schedule.abar(ts[i + 1] if i + 1 < len(ts) else -1)
             lam = 1.0 + k * (t / T_PAPER) ** p
             if lam != 1.0:       # DDIM infers ε̂ from r_t and r̂0: shrink r_t's noise share by λ_t
                 signal = math.sqrt(abar_t) * r0_hat
                 r = signal + (r - signal) / lam
             r = ddim_update(r, r0_hat, abar_t, abar_prev)
-    return trajectory
+    return frames
 
 
 def parse_kp(text: str) -> tuple[float, float]:
@@ -94,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     originals = [c.original for c in comps]
     for k, p in args.k:
         t0 = time.time()
-        row = run_steps(pipe, comps, 20, trajectory=eps_scaled(pipe, k, p), spacing=args.spacing,
+        row = run_steps(pipe, comps, 20, frames=eps_scaled(pipe, k, p), spacing=args.spacing,
                         threshold=not args.no_threshold)
         s = swd(originals, row.final)
         print(f"k {k:+.3f} p {p:g}: first {row.first - base:+.3f} dB, last {row.last - base:+.3f} dB, "

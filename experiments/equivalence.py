@@ -56,8 +56,8 @@ def pipeline_record(image: Path, codec: str, rate: float, precision: str) -> dic
         if kind == "Compressed":
             rec["drc"] = digest(ev.bitstream)
             rec["nbytes"] = ev.nbytes
-        if kind in ("Compressed", "StepResult") or (kind == "Frame" and ev.k > 0):
-            img = ev.base if kind == "Compressed" else ev.image
+        if kind in ("StepResult", "Frame") or (kind == "Compressed" and hasattr(ev, "psnr")):
+            img = ev.base if kind == "Compressed" else ev.image     # the base: the header, or frame 0
             rec["frames"].append(frame_digest(img))
             rec["psnr"].append(round(float(ev.psnr), 6))
     return rec

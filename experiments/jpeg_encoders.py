@@ -7,7 +7,7 @@ Answer:  the shipped model transfers, and its realism gain fades above quality 2
          at 0.53-0.55x the JPEG's SWD (targets met). At 20 the first step gains 1.5-2.1 dB but
          the last step's SWD is 0.72-0.76x (target 0.7x); at 30-50, 0.81-0.96x (target 0.8x);
          4:4:4 files gain least (+0.93 dB at the first step at 50). cjpeg's progressive 4:2:0
-         files decode to Pillow's pixels. The full table is in docs/findings.md.
+         files decode to Pillow's pixels. The full table is in docs/findings/jpeg-encoders.md.
 
 Each held-out image is written by each encoder at each quality, and the file is read back as a
 receiver reads any plain JPEG (``dirac_demo.codecs.read``: quality factor from its tables, exact
@@ -54,7 +54,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # this checkout's dirac_demo, installed or not
 from dirac_demo.eval.heldout import run_steps  # noqa: E402
 from dirac_demo.swd import swd  # noqa: E402
-from dirac_demo.images import load_image, pil_to_tensor  # noqa: E402
+from dirac_demo.images import read_rgb_within, pil_to_tensor  # noqa: E402
 from dirac_demo.pipeline import DiracPipeline  # noqa: E402
 from dirac_demo.quality import bits_per_pixel, psnr  # noqa: E402
 from dirac_demo.train.data import MOZJPEG_TABLE, heldout_images  # noqa: E402
@@ -105,8 +105,8 @@ def measure(pipe: DiracPipeline, originals: list, encode, quality: int, steps: i
         comps.append(comp)
         nbytes += len(data)
         pixels += x.shape[-1] * x.shape[-2]
-        facts = comp.encoded.extra["jpeg_file"]
-        estimates.add((comp.encoded.quality, facts["quality_exact"], facts["subsampling"], facts["scan"]))
+        facts = comp.encoded.file
+        estimates.add((comp.encoded.quality, facts.quality_read == "exact", facts.subsampling, facts.scan))
     row = run_steps(pipe, comps, steps)
     xs = [x for _, x in originals]
     base = sum(psnr(c.base, c.original) for c in comps) / len(comps)
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     torch.set_num_threads(args.threads)
     pipe = DiracPipeline.from_pretrained(args.assets)
-    originals = [(img, pil_to_tensor(img)) for img in map(load_image, heldout_images(args.data))]
+    originals = [(img, pil_to_tensor(img)) for img in map(read_rgb_within, heldout_images(args.data))]
     print(f"{len(originals)} held-out images, {args.steps} steps, seed 0; "
           "Δ: PSNR gain over the JPEG's own decode; ×: last step's SWD over the JPEG's")
     rows = {}

@@ -24,6 +24,7 @@ beside the cost of a DIRAC step, on the held-out images and on a 768×512 crop.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from itertools import combinations, islice
@@ -50,10 +51,10 @@ def parse_config(text: str) -> tuple[int, int, int]:
 def frames(pipe, comp, steps: int) -> tuple[list[torch.Tensor], list[float]]:
     """The base and the images after the steps in ``AT``; the seconds of every step."""
     kept, seconds = [comp.base], []
-    for k, (_, image, s) in enumerate(pipe.trajectory(comp.base, comp.encoded, steps), start=1):
-        seconds.append(s)
-        if k in AT:
-            kept.append(image)
+    for frame in islice(pipe.frames(comp, steps), 1, None):
+        seconds.append(frame.seconds)
+        if frame.k in AT:
+            kept.append(frame.image)
     return kept, seconds
 
 
@@ -131,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     comp, crop = crop_768x512(comps)
     if comp is not None:
         original, base = comp.original[crop].contiguous(), comp.base[crop].contiguous()
-        steps = [s for _, _, s in islice(pipe.trajectory(base, comp.encoded, args.steps), 4)][1:]
+        cropped = dataclasses.replace(comp, base=base, cond=None)
+        steps = [f.seconds for f in islice(pipe.frames(cropped, args.steps), 5)][2:]
         print(f"768x512 crop: a DIRAC step {np.median(steps):.2f} s", end="")
         for c in configs:
             meter = LiveSWD(original, *c)

@@ -62,7 +62,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))   # this checkout's dirac_demo, installed or not
 from dirac_demo import DiracPipeline  # noqa: E402
 from dirac_demo.images import quantize_8bit, tensor_to_pil  # noqa: E402
-from dirac_demo.pipeline import Compressed, StepResult  # noqa: E402
+from dirac_demo.pipeline import Compressed, RunSettings  # noqa: E402
 from dirac_demo.protect import DEFAULT_FEATHER, blend_weights, compose, read_mask  # noqa: E402
 from dirac_demo.swd import laplacian_pyramid, swd  # noqa: E402
 
@@ -134,11 +134,11 @@ def largest_diff(a: torch.Tensor, b: torch.Tensor, region: torch.Tensor) -> floa
 def run_image(pipe, path: Path, shapes, qf: int, steps: int):
     """Original, step 1, the last step and the mask of one image."""
     first = last = original = None
-    for ev in pipe.run(str(path), "jpeg", qf, steps, with_ms_ssim=False):
+    for ev in pipe.run(str(path), RunSettings(codec="jpeg", rate=qf, steps=steps)):
         if isinstance(ev, Compressed):
             original = ev.original
-        elif isinstance(ev, StepResult):
-            if ev.index == 1:
+        elif ev.k:
+            if ev.k == 1:
                 first = ev.image
             last = ev.image
     h, w = original.shape[-2:]

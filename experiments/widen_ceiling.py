@@ -30,7 +30,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))   # this checkout's dirac_demo, installed or not
-from dirac_demo.images import crop, load_image, pad_to_multiple, pil_to_tensor  # noqa: E402
+from dirac_demo.images import crop, read_rgb_within, pad_to_multiple, pil_to_tensor  # noqa: E402
 from dirac_demo.train.data import heldout_images, list_images  # noqa: E402
 from dirac_demo.weights import load_codec  # noqa: E402
 
@@ -39,7 +39,7 @@ BLOCK = 16
 
 def blocks(path) -> np.ndarray:
     """The image's whole 16×16 RGB blocks as rows of 768 values in [0, 1]."""
-    a = np.asarray(load_image(path), dtype=np.float64) / 255
+    a = np.asarray(read_rgb_within(path), dtype=np.float64) / 255
     H, W = a.shape[0] // BLOCK * BLOCK, a.shape[1] // BLOCK * BLOCK
     a = a[:H, :W].reshape(H // BLOCK, BLOCK, W // BLOCK, BLOCK, 3).transpose(0, 2, 1, 3, 4)
     return a.reshape(-1, 3 * BLOCK * BLOCK)
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         codec = load_codec(prefix)
         scores = []
         for f in held:
-            x = pil_to_tensor(load_image(f))
+            x = pil_to_tensor(read_rgb_within(f))
             with torch.no_grad():
                 x_ae = crop(codec.g_s(codec.g_a(pad_to_multiple(x, codec.multiple))).clamp(0, 1), *x.shape[-2:])
             scores.append(psnr(float(((x_ae - x) ** 2).mean())))

@@ -28,12 +28,13 @@ def serve(pipe: DiracPipeline, workdir: str | None = None, **kwargs):
 
 def slowed(pipe: DiracPipeline, pause: float) -> DiracPipeline:
     """Pause after each DDIM step of ``pipe`` so a browser can watch the steps stream in."""
-    trajectory = pipe.trajectory
+    frames = pipe.frames
 
-    def slow_trajectory(*args, **kwargs):
-        for step in trajectory(*args, **kwargs):
-            time.sleep(pause)
-            yield step
+    def slow_frames(*args, **kwargs):
+        for frame in frames(*args, **kwargs):
+            if frame.k:
+                time.sleep(pause)
+            yield frame
 
-    pipe.trajectory = slow_trajectory
+    pipe.frames = slow_frames
     return pipe

@@ -12,7 +12,8 @@ from PIL import Image
 from app_server import serve, slowed
 from dirac_demo import DiracPipeline
 from dirac_demo.protect import DEFAULT_FEATHER
-from dirac_demo.ui_state import GAP, brush_radius
+from dirac_demo.web.crop import GAP
+from dirac_demo.web.paint import brush_radius
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -187,7 +188,7 @@ def test_receiver_takes_a_dropped_jpeg_and_streams_its_steps(browser, url, photo
     page.locator("#rx-run").click()
     _wait_text(page, "rx-status", ".includes('Done')", timeout=90_000)
     status = page.locator("#rx-status").inner_text()
-    assert "JPEG quality factor 15" in status and "plain JPEG file" in status and "progressive" in status
+    assert "JPEG quality factor 15" in status and "JPEG file 96x72" in status and "progressive" in status
     assert page.locator("#rx-step-md").inner_text().startswith("Step 20 of 20")
     page.close()
 

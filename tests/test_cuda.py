@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from dirac_demo import Compressed, DiracPipeline, Finished, StepResult
+from dirac_demo import Compressed, DiracPipeline, Frame
 from dirac_demo.eval.benchmark import synthetic_image
 
 pytestmark = [pytest.mark.cuda,
@@ -31,17 +31,17 @@ def cpu() -> DiracPipeline:
 
 
 def _events(pipe: DiracPipeline, codec: str, rate: float, steps: int = 20) -> list:
-    return list(pipe.run(str(EXAMPLE), codec, rate, steps=steps, seed=0, with_ms_ssim=False))
+    return list(with_metrics(pipe.run(str(EXAMPLE), RunSettings(codec=codec, rate=rate, steps=steps, seed=0)), ms_ssim=False))
 
 
 @pytest.mark.parametrize("codec, rate", [("jpeg", 10), ("neural", 0.0016)])
 def test_same_events_and_psnr_within_0_05_db_of_the_cpu(gpu, cpu, codec, rate):
     on_gpu, on_cpu = _events(gpu, codec, rate), _events(cpu, codec, rate)
     assert [type(e) for e in on_gpu] == [type(e) for e in on_cpu]
-    assert [Compressed] + [StepResult] * 20 + [Finished] == [type(e) for e in on_gpu]
+    assert [Compressed] + [Frame] * 21 == [type(e) for e in on_gpu]
     assert on_gpu[0].bitstream == on_cpu[0].bitstream       # the codecs run on the CPU either way
-    for g, c in zip(on_gpu[1:-1], on_cpu[1:-1]):
-        assert abs(g.psnr - c.psnr) < 0.05, (g.index, g.psnr, c.psnr)
+    for g, c in zip(on_gpu[1:], on_cpu[1:]):
+        assert abs(g.psnr - c.psnr) < 0.05, (g.k, g.psnr, c.psnr)
 
 
 @pytest.mark.parametrize("codec, rate", [("jpeg", 20), ("neural", 0.006)])
@@ -54,10 +54,10 @@ def test_a_file_written_on_either_device_decodes_alike_on_the_other(gpu, cpu, co
 def test_four_megapixels_in_bounded_gpu_memory(gpu):
     torch.cuda.reset_peak_memory_stats()
     img = synthetic_image(2048, 2048)
-    events = list(gpu.run(img, "jpeg", 10, steps=20, with_ms_ssim=False))
+    events = list(with_metrics(gpu.run(img, RunSettings(codec="jpeg", rate=10, steps=20)), ms_ssim=False))
     peak = torch.cuda.max_memory_allocated() / 2 ** 30
     print(f"4 MP, 20 steps: peak GPU memory {peak:.2f} GiB")
-    assert isinstance(events[-1], Finished) and events[-1].image.shape[-2:] == (2048, 2048)
+    assert events[-1].k == 20 and events[-1].image.shape[-2:] == (2048, 2048)
     assert peak < 16, f"{peak:.1f} GiB"
 
 

@@ -1,15 +1,17 @@
-"""The published documents agree with the files their numbers come from.
+"""The published documents agree with the files their numbers come from, and keep their shape.
 
-``results/RESULTS.md`` is ``report``'s rendering of ``results/*.json``. The README's one results
-table is its targets table; the model card's evaluation tables are its per-rate summary and its
+``results/RESULTS.md`` is ``report``'s rendering of ``results/*.json``. The README's results table
+quotes rate points of RESULTS.md's claim-1 table, and its Results section every headline figure of
+RESULTS.md's targets table; the model card's evaluation tables are its per-rate summary and its
 BD-rate table; the card's training table is the ``training.segments`` lists of the models' JSON
-files, and its model table their sizes and totals. A re-run that updates the JSON files but not
-a document (or a hand edit of a number) fails here, and so does a document that outgrows its
-length budget.
+files, and its model table their sizes and totals. A re-run that updates the JSON files but not a
+document (or a hand edit of a number) fails here, and so does a document that outgrows its length
+or width budget, a changelog entry over one line, or a relative link to a file that is not there.
 """
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from dirac_demo.eval import report
@@ -80,10 +82,45 @@ def test_results_md_is_the_report_of_the_result_files():
         "results/RESULTS.md is stale: python -m dirac_demo.eval.report --from results/*.json --out results/RESULTS.md")
 
 
-def test_readme_results_table_is_the_reports_targets_table():
+def _normalise(text: str) -> str:
+    """Text with Unicode minus signs as ``-``, no space before ``%`` and whitespace runs as one space."""
+    return re.sub(r"\s+", " ", text.replace("\u2212", "-").replace(" %", "%"))
+
+
+def _readme_results() -> str:
+    return "\n".join(_section(_readme(), "## Results on Kodak"))
+
+
+def test_readme_results_table_rows_are_the_reports():
+    """Each row of the README's one results table is a row of the card's Kodak summary (as derived
+    from RESULTS.md), and every codec of that summary has a row."""
     tables = _tables(_readme(), "## Results on Kodak")
     assert len(tables) == 1, "the README's Results section should hold exactly one table"
-    assert tables[0] == _tables(_results(), "### Targets")[0], "the README's results table is stale"
+    rows, expected = _rows(tables[0]), expected_summary_rows()
+    for row in rows:
+        assert row in expected, f"the README's results row {row} is not in results/RESULTS.md"
+    assert {r[0] for r in rows} == {r[0] for r in expected}, "the README's results table misses a codec"
+
+
+def _targets_measured() -> list[str]:
+    """The 'measured' cells of RESULTS.md's targets table."""
+    table = _tables(_results(), "### Targets")[0]
+    column = [c.strip() for c in table[0].strip().strip("|").split("|")].index("measured")
+    return [row[column] for row in _rows(table)]
+
+
+def test_readme_results_state_the_reports_headline_figures():
+    """The README states as results what RESULTS.md's targets table measures: its bold figures, the
+    seconds per step, and how many rate points fall monotonically in PSNR and in SWD."""
+    text, measured = _normalise(_readme_results()), _targets_measured()
+    figures = [_normalise(f) for cell in measured for f in re.findall(r"\*\*(.+?)\*\*", cell)]
+    figures += [f"{s} s" for cell in measured for s in re.findall(r"([\d.]+) s/step", cell)]
+    smooth = next(cell for cell in measured if "falls from step 1" in cell)
+    figures += [f"{a} of {b}" for a, b in re.findall(r"(\d+) of (\d+)", smooth)]
+    figures += [_normalise(r) for r in re.findall(r"rise ([+-][\d.]+ ?%)", smooth)]
+    assert len(figures) >= 10, f"RESULTS.md's targets table changed shape: {figures}"
+    for figure in figures:
+        assert figure in text, f"the README's Results section does not state {figure!r} (results/RESULTS.md)"
 
 
 def expected_summary_rows() -> list[list[str]]:
@@ -139,6 +176,60 @@ def test_model_card_model_table_is_the_files():
             f"the model card's row for {name} is stale")
 
 
+DOCUMENTS = ("README.md", "assets/MODEL_CARD.md", "CHANGELOG.md")
+WIDTH = 110
+
+
+def _documents() -> list[Path]:
+    return [ROOT / name for name in DOCUMENTS] + sorted((ROOT / "docs" / "findings").glob("*.md"))
+
+
 def test_documents_keep_their_length():
     assert len(_readme().splitlines()) <= 200, "README.md is over 200 lines"
     assert len(_card().splitlines()) <= 150, "assets/MODEL_CARD.md is over 150 lines"
+
+
+def test_documents_keep_their_width():
+    """No line of the README, the model card, the changelog or a findings page is over 110
+    characters, tables and code included."""
+    for path in _documents():
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            assert len(line) <= WIDTH, (
+                f"{path.relative_to(ROOT)}:{number} is {len(line)} characters wide (at most {WIDTH})")
+
+
+def test_changelog_entries_are_one_line_each():
+    """An entry is one ``- `` line: no wrapped continuation (an indented table under an entry is fine)."""
+    lines = (ROOT / "CHANGELOG.md").read_text().splitlines()
+    for number, line in enumerate(lines, 1):
+        assert not (line.startswith("  ") and not line.lstrip().startswith("|")), (
+            f"CHANGELOG.md:{number} continues an entry on a second line")
+    assert sum(line.startswith("- ") for line in lines) >= 20, "CHANGELOG.md lost its entries"
+
+
+def test_findings_are_split_by_topic_and_indexed():
+    """docs/findings/ holds one page per topic, each linked from its index; no single findings file."""
+    folder = ROOT / "docs" / "findings"
+    assert not (ROOT / "docs" / "findings.md").exists(), "docs/findings.md is split into docs/findings/"
+    index = (folder / "README.md").read_text()
+    pages = [p.name for p in folder.glob("*.md") if p.name != "README.md"]
+    assert len(pages) >= 5, "docs/findings/ should hold one page per topic"
+    for name in pages:
+        assert f"]({name})" in index, f"docs/findings/README.md does not link {name}"
+
+
+def _link_targets(path: Path) -> list[str]:
+    """The relative link targets of a Markdown file (code blocks, URLs and bare anchors left out)."""
+    text = re.sub(r"```.*?```", "", path.read_text(), flags=re.S)
+    targets = re.findall(r"\]\(([^)\s]+)\)", text)
+    return [t.split("#")[0] for t in targets if not re.match(r"[a-z]+:", t) and not t.startswith("#")]
+
+
+def test_relative_links_reach_files():
+    """Every relative link in the README, card, changelog, results/README.md and docs/ names a file
+    or folder that exists."""
+    paths = _documents() + [ROOT / "results" / "README.md"] + sorted((ROOT / "docs").glob("*.md"))
+    for path in paths:
+        for target in _link_targets(path):
+            assert (path.parent / target).exists(), (
+                f"{path.relative_to(ROOT)} links to {target}, which is missing")

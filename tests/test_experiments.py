@@ -95,10 +95,10 @@ def _load(name: str):
 @pytest.mark.parametrize("codec, rate", [("jpeg", 10), ("neural", 0.0016)])
 def test_eps_scaling_with_k_zero_is_the_pipelines_sampler(pipe, photo, codec, rate):
     eps = _load("eps_scale_sweep")
-    comps = [pipe.compress(photo, codec, rate, with_ms_ssim=False)]
+    comps = [pipe.compress(photo, codec, rate)]
     plain = run_steps(pipe, comps, 5, keep=(1, 3))
-    same = run_steps(pipe, comps, 5, keep=(1, 3), trajectory=eps.eps_scaled(pipe, 0.0, 0.0))
-    scaled = run_steps(pipe, comps, 5, keep=(1, 3), trajectory=eps.eps_scaled(pipe, 0.05, 0.0))
+    same = run_steps(pipe, comps, 5, keep=(1, 3), frames=eps.eps_scaled(pipe, 0.0, 0.0))
+    scaled = run_steps(pipe, comps, 5, keep=(1, 3), frames=eps.eps_scaled(pipe, 0.05, 0.0))
     for k in (1, 3):
         assert torch.equal(same.kept[k][0], plain.kept[k][0])
     assert torch.equal(same.final[0], plain.final[0]) and same.last == plain.last

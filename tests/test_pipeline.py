@@ -8,10 +8,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageOps
 
-from dirac_demo.codecs import bitstream
+from dirac_demo import RunSettings, codecs, with_metrics
 from dirac_demo.errors import BitstreamError, InputError, TooLargeError, WeightsError
 from dirac_demo.images import pil_to_tensor
-from dirac_demo.pipeline import Compressed, DiracPipeline, Finished, StepResult
+from dirac_demo.pipeline import Compressed, DiracPipeline, Frame
 from dirac_demo.quality import LiveSWD
 
 
@@ -21,69 +21,67 @@ def _events(gen):
 
 @pytest.mark.parametrize("codec,rate", [("jpeg", 10), ("neural", 0.0016)])
 def test_event_order_and_count(pipe, photo, codec, rate):
-    ev = _events(pipe.run(photo, codec, rate, steps=5, seed=0))
+    ev = _events(with_metrics(pipe.run(photo, RunSettings(codec=codec, rate=rate, steps=5, seed=0))))
     assert isinstance(ev[0], Compressed)
-    assert [type(e) for e in ev[1:]] == [StepResult] * 5 + [Finished]
-    assert [e.index for e in ev[1:6]] == [1, 2, 3, 4, 5]
-    assert [e.t for e in ev[1:6]] == [40, 30, 20, 10, 0]
+    assert [type(e) for e in ev[1:]] == [Frame] * 6          # the base is frame 0, then one per step
+    assert [e.k for e in ev[1:]] == [0, 1, 2, 3, 4, 5] and all(e.total == 5 for e in ev[1:])
+    assert [e.t for e in ev[1:]] == [None, 40, 30, 20, 10, 0]
     comp = ev[0]
     assert comp.bpp == pytest.approx(len(comp.bitstream) * 8 / (96 * 72))
-    assert comp.psnr is not None and all(e.psnr is not None for e in ev[1:])
-    assert ev[-1].steps_run == 5 and torch.equal(ev[-1].image, ev[-2].image)
+    assert torch.equal(ev[1].image, comp.base) and all(e.psnr is not None for e in ev[1:])
 
 
 def test_stop_early_and_zero_steps(pipe, photo):
-    ev = _events(pipe.run(photo, "jpeg", 10, steps=6, stop=2))
-    assert [type(e) for e in ev] == [Compressed, StepResult, StepResult, Finished]
-    ev0 = _events(pipe.run(photo, "jpeg", 10, steps=0))
-    assert [type(e) for e in ev0] == [Compressed, Finished]
+    ev = _events(with_metrics(pipe.run(photo, RunSettings(codec="jpeg", rate=10, steps=6, stop=2))))
+    assert [type(e) for e in ev] == [Compressed, Frame, Frame, Frame] and ev[-1].k == 2
+    ev0 = _events(with_metrics(pipe.run(photo, RunSettings(codec="jpeg", rate=10, steps=0))))
+    assert [type(e) for e in ev0] == [Compressed, Frame] and ev0[-1].k == 0
     assert torch.equal(ev0[-1].image, ev0[0].base)
     with pytest.raises(InputError):
-        _events(pipe.run(photo, "jpeg", 10, steps=3, stop=4))
+        _events(with_metrics(pipe.run(photo, RunSettings(codec="jpeg", rate=10, steps=3, stop=4))))
 
 
 def test_seeded_determinism(pipe, photo):
-    a = _events(pipe.run(photo, "jpeg", 10, steps=3, seed=7))[-1].image
-    b = _events(pipe.run(photo, "jpeg", 10, steps=3, seed=7))[-1].image
-    c = _events(pipe.run(photo, "jpeg", 10, steps=3, seed=8))[-1].image
+    a = _events(with_metrics(pipe.run(photo, RunSettings(codec="jpeg", rate=10, steps=3, seed=7))))[-1].image
+    b = _events(with_metrics(pipe.run(photo, RunSettings(codec="jpeg", rate=10, steps=3, seed=7))))[-1].image
+    c = _events(with_metrics(pipe.run(photo, RunSettings(codec="jpeg", rate=10, steps=3, seed=8))))[-1].image
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
 def test_stochastic_ddim_is_seeded_and_matches_on_the_receiver(pipe, photo):
-    det = _events(pipe.run(photo, "jpeg", 10, steps=3, seed=7))
-    a = _events(pipe.run(photo, "jpeg", 10, steps=3, seed=7, eta=1.0))
-    b = _events(pipe.run_bitstream(a[0].bitstream, steps=3, seed=7, eta=1.0))
-    assert torch.equal(a[1].image, det[1].image)          # the first step sees no fresh noise yet
+    det = _events(with_metrics(pipe.run(photo, RunSettings(codec="jpeg", rate=10, steps=3, seed=7))))
+    a = _events(with_metrics(pipe.run(photo, RunSettings(codec="jpeg", rate=10, steps=3, seed=7, eta=1.0))))
+    b = _events(with_metrics(pipe.run_bitstream(a[0].bitstream, RunSettings(steps=3, seed=7, eta=1.0))))
+    assert torch.equal(a[2].image, det[2].image)          # the first step sees no fresh noise yet
     assert not torch.equal(a[-1].image, det[-1].image)
     assert torch.equal(a[-1].image, b[-1].image)
     for bad in (-0.1, 1.5, float("nan")):
         with pytest.raises(InputError, match="eta"):
-            _events(pipe.run(photo, "jpeg", 10, steps=3, eta=bad))
+            _events(with_metrics(pipe.run(photo, RunSettings(codec="jpeg", rate=10, steps=3, eta=bad))))
 
 
 def test_receiver_side_has_no_psnr_and_matches_sender(pipe, photo):
-    sent = _events(pipe.run(photo, "neural", 0.004, steps=3, seed=1))
-    got = _events(pipe.run_bitstream(sent[0].bitstream, steps=3, seed=1))
+    sent = _events(with_metrics(pipe.run(photo, RunSettings(codec="neural", rate=0.004, steps=3, seed=1))))
+    got = _events(with_metrics(pipe.run_bitstream(sent[0].bitstream, RunSettings(steps=3, seed=1))))
     assert torch.equal(got[0].base, sent[0].base)       # exact decode of the file
-    assert got[0].psnr is None and all(e.psnr is None for e in got[1:])
+    assert all(e.psnr is None for e in got[1:])
     assert torch.equal(got[-1].image, sent[-1].image)
 
 
 
 def test_live_swd_per_step_with_the_original_and_none_without(pipe, photo):
-    ev = _events(pipe.run(photo, "jpeg", 10, steps=3, seed=0, with_swd=True))
-    comp, steps = ev[0], ev[1:4]
+    ev = _events(with_metrics(pipe.run(photo, RunSettings(codec="jpeg", rate=10, steps=3, seed=0)), swd=True))
+    comp, frames = ev[0], ev[1:5]
     meter = LiveSWD(comp.original)               # the same setting, against the same original
-    assert comp.swd == meter(comp.base) and [e.swd for e in steps] == [meter(e.image) for e in steps]
-    assert len({comp.swd, *(e.swd for e in steps)}) == 4 and all(v > 0 for v in (comp.swd, steps[0].swd))
-    plain = _events(pipe.run(photo, "jpeg", 10, steps=3, seed=0))                 # off by default
-    assert plain[0].swd is None and all(e.swd is None for e in plain[1:4])
+    assert [e.swd for e in frames] == [meter(e.image) for e in frames]
+    assert len({e.swd for e in frames}) == 4 and all(e.swd > 0 for e in frames)
+    plain = _events(with_metrics(pipe.run(photo, RunSettings(codec="jpeg", rate=10, steps=3, seed=0))))                 # off by default
+    assert all(e.swd is None for e in plain[1:])
     assert torch.equal(plain[-1].image, ev[-1].image)                              # measuring changes nothing
-    got = _events(pipe.run_bitstream(comp.bitstream, steps=3, seed=0))            # the receiver: no original
-    assert got[0].swd is None and all(e.swd is None for e in got[1:4])
-    again = _events(pipe.enhance(comp.base, comp.encoded, steps=3, original=comp.original, with_swd=True))
-    assert [e.swd for e in again[:3]] == [e.swd for e in steps]
-    assert all(e.swd is None for e in _events(pipe.enhance(comp.base, comp.encoded, steps=3, with_swd=True))[:3])
+    got = _events(with_metrics(pipe.run_bitstream(comp.bitstream, RunSettings(steps=3, seed=0))))            # the receiver: no original
+    assert all(e.swd is None for e in got[1:])
+    again = _events(with_metrics([comp, *pipe.frames(comp, steps=3)], swd=True))   # any stream of a header and frames
+    assert [e.swd for e in again[1:]] == [e.swd for e in frames]
 
 def test_rate_dependent_thresholding(pipe, photo, monkeypatch):
     seen = []
@@ -95,12 +93,12 @@ def test_rate_dependent_thresholding(pipe, photo, monkeypatch):
         return real(denoise, r, ts, schedule, clip, **kwargs)
 
     monkeypatch.setattr(pl, "ddim_sample", spy)
-    _events(pipe.run(photo, "neural", 0.0005, steps=1))
-    _events(pipe.run(photo, "neural", 0.012, steps=1))
-    _events(pipe.run(photo, "neural", 0.012, steps=1, threshold=False))
-    _events(pipe.run(photo, "jpeg", 10, steps=1))
-    _events(pipe.run(photo, "jpeg", 30, steps=1))            # nearest in log space: QF 50
-    _events(pipe.run(photo, "jpeg", 90, steps=1, threshold=False))
+    _events(with_metrics(pipe.run(photo, RunSettings(codec="neural", rate=0.0005, steps=1))))
+    _events(with_metrics(pipe.run(photo, RunSettings(codec="neural", rate=0.012, steps=1))))
+    _events(with_metrics(pipe.run(photo, RunSettings(codec="neural", rate=0.012, steps=1, threshold=False))))
+    _events(with_metrics(pipe.run(photo, RunSettings(codec="jpeg", rate=10, steps=1))))
+    _events(with_metrics(pipe.run(photo, RunSettings(codec="jpeg", rate=30, steps=1))))            # nearest in log space: QF 50
+    _events(with_metrics(pipe.run(photo, RunSettings(codec="jpeg", rate=90, steps=1, threshold=False))))
     assert seen == [0.05, 0.2, 1.0, 0.25, 0.1, 1.0]
 
 
@@ -125,7 +123,7 @@ def test_large_image_runs_tiled(tiny_assets):
     tiled = DiracPipeline.from_pretrained(str(tiny_assets), device="cpu", precision="fp32", tile=64,
                                           tile_overlap=16, tile_above=0)
     img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (150, 230, 3), dtype=np.uint8))
-    ev = _events(tiled.run(img, "jpeg", 30, steps=2))
+    ev = _events(with_metrics(tiled.run(img, RunSettings(codec="jpeg", rate=30, steps=2))))
     assert ev[-1].image.shape == (1, 3, 150, 230) and torch.isfinite(ev[-1].image).all()
 
 
@@ -202,19 +200,19 @@ def test_decompression_bomb_header(pipe):
 
 def test_missing_model_is_clear(photo):
     bare = DiracPipeline(device="cpu")
-    ev = _events(bare.run(photo, "jpeg", 10, steps=0))   # the base codec alone works
-    assert isinstance(ev[-1], Finished)
+    ev = _events(with_metrics(bare.run(photo, RunSettings(codec="jpeg", rate=10, steps=0))))   # the base codec alone works
+    assert isinstance(ev[-1], Frame) and ev[-1].k == 0
     with pytest.raises(WeightsError, match="No trained DIRAC model"):
-        _events(bare.run(photo, "jpeg", 10, steps=2))
+        _events(with_metrics(bare.run(photo, RunSettings(codec="jpeg", rate=10, steps=2))))
     with pytest.raises(WeightsError, match="neural codec"):
         bare.compress(photo, "neural", 0.001)
 
 
 def test_bitstream_declaring_huge_image(pipe):
-    enc = bitstream.Encoded(codec="neural", width=60000, height=60000, chunks=[b"a", b"b"],
+    enc = codecs.Encoded(codec="neural", width=60000, height=60000, chunks=[b"a", b"b"],
                             lmbda=0.0016, scale_q=1024)
     with pytest.raises(BitstreamError, match="limit"):
-        pipe.decode(bitstream.pack(enc))
+        pipe.decode(codecs.pack(enc))
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
@@ -245,8 +243,8 @@ def test_cpu_bf16_runs_the_network_in_bf16_and_matches_fp32(tiny_assets, photo):
     assert bf.cast_net and not ref.cast_net
     assert next(bf.dirac["jpeg"].net.parameters()).dtype == torch.bfloat16
     assert next(ref.dirac["jpeg"].net.parameters()).dtype == torch.float32
-    a = _events(ref.run(photo, "jpeg", 10, steps=4, seed=0))
-    b = _events(bf.run(photo, "jpeg", 10, steps=4, seed=0))
+    a = _events(with_metrics(ref.run(photo, RunSettings(codec="jpeg", rate=10, steps=4, seed=0))))
+    b = _events(with_metrics(bf.run(photo, RunSettings(codec="jpeg", rate=10, steps=4, seed=0))))
     assert b[-1].image.dtype == torch.float32
     for ea, eb in zip(a[1:5], b[1:5]):
         assert abs(ea.psnr - eb.psnr) < 0.1
@@ -267,17 +265,17 @@ def test_model_spacing_sets_the_sampled_timesteps(tiny_assets, tmp_path, photo):
 
     def ts(p, codec):
         rate = 10 if codec == "jpeg" else 0.004
-        return [e.t for e in p.run(photo, codec, rate, steps=20) if isinstance(e, StepResult)]
+        return [e.t for e in with_metrics(p.run(photo, RunSettings(codec=codec, rate=rate, steps=20))) if isinstance(e, Frame) and e.k]
 
     assert ts(own, "jpeg") == list(Spacing(1.5, 2.0).timesteps(20)) and ts(own, "jpeg")[0] == 285
     assert ts(paper, "jpeg") == list(range(190, -1, -10))
     assert ts(own, "neural") == list(range(190, -1, -10))              # only the JPEG model changed
     comp = own.compress(photo, "jpeg", 10)
-    walk = lambda sp: [s.t for s, _, _ in own.trajectory(comp.base, comp.encoded, 5, 0, True, 0.0, sp)]  # noqa: E731
+    walk = lambda sp: [f.t for f in own.frames(comp, 5, spacing=sp)][1:]  # noqa: E731
     assert walk(None) == [60, 34, 15, 4, 0] and walk(Spacing()) == [40, 30, 20, 10, 0]
     # receiver side uses the same model spacing, so sender and receiver agree bit for bit
-    sent = _events(own.run(photo, "jpeg", 10, steps=4, seed=3))
-    got = _events(own.run_bitstream(sent[0].bitstream, steps=4, seed=3))
+    sent = _events(with_metrics(own.run(photo, RunSettings(codec="jpeg", rate=10, steps=4, seed=3))))
+    got = _events(with_metrics(own.run_bitstream(sent[0].bitstream, RunSettings(steps=4, seed=3))))
     assert torch.equal(got[-1].image, sent[-1].image)
 
 
@@ -286,7 +284,7 @@ def test_neural_post_filter_shows_the_filtered_base_and_conditions_dirac_before_
     output (what codec+DIRAC was trained on), on the sender's and on the receiver's side alike."""
     import shutil
 
-    from dirac_demo.codecs.neural import PRE_FILTER, CodecConfig, NeuralCodec
+    from dirac_demo.codecs.neural import CodecConfig, NeuralCodec
     from dirac_demo.weights import export_codec, load_codec
     shutil.copytree(tiny_assets, tmp_path / "a")
     plain = load_codec(tiny_assets / "codec")
@@ -297,25 +295,25 @@ def test_neural_post_filter_shows_the_filtered_base_and_conditions_dirac_before_
     export_codec(filtered, tmp_path / "a" / "codec", {"note": "tiny random test fixture"})
     with_pf = DiracPipeline.from_pretrained(str(tmp_path / "a"), device="cpu", precision="fp32")
     without = DiracPipeline.from_pretrained(str(tiny_assets), device="cpu", precision="fp32")
-    sent = _events(with_pf.run(photo, "neural", 0.0016, steps=3, seed=1))
-    ref = _events(without.run(photo, "neural", 0.0016, steps=3, seed=1))
+    sent = _events(with_metrics(with_pf.run(photo, RunSettings(codec="neural", rate=0.0016, steps=3, seed=1))))
+    ref = _events(with_metrics(without.run(photo, RunSettings(codec="neural", rate=0.0016, steps=3, seed=1))))
     assert sent[0].bitstream[:6] == ref[0].bitstream[:6] and not torch.equal(sent[0].base, ref[0].base)
-    assert torch.equal(sent[0].encoded.extra[PRE_FILTER], ref[0].base)           # g_s's output
-    for a, b in zip(sent[1:-1], ref[1:-1]):                                      # DIRAC from the same start
+    assert torch.equal(sent[0].cond, ref[0].base)                                # g_s's output
+    for a, b in zip(sent[2:], ref[2:]):                                          # DIRAC from the same start
         assert torch.allclose(a.image, b.image, atol=1e-6)
-    got = _events(with_pf.run_bitstream(sent[0].bitstream, steps=3, seed=1))
+    got = _events(with_metrics(with_pf.run_bitstream(sent[0].bitstream, RunSettings(steps=3, seed=1))))
     assert torch.equal(got[0].base, sent[0].base) and torch.equal(got[-1].image, sent[-1].image)
 
 
 # ---- a plain JPEG file is a bitstream ------------------------------------------------------
 def test_plain_jpeg_decodes_exactly_as_the_drc_holding_it(pipe, photo):
-    from dirac_demo.codecs.bitstream import Encoded
+    from dirac_demo.codecs import Encoded
     data = _encode(photo, "JPEG", quality=23)
-    plain = _events(pipe.run_bitstream(data, steps=3, seed=4))
-    drc = bitstream.pack(Encoded(codec="jpeg", width=96, height=72, chunks=[data], quality=23))
-    wrapped = _events(pipe.run_bitstream(drc, steps=3, seed=4))
+    plain = _events(with_metrics(pipe.run_bitstream(data, RunSettings(steps=3, seed=4))))
+    drc = codecs.pack(Encoded(codec="jpeg", width=96, height=72, chunks=[data], quality=23))
+    wrapped = _events(with_metrics(pipe.run_bitstream(drc, RunSettings(steps=3, seed=4))))
     assert plain[0].encoded.quality == 23 and plain[0].nbytes == len(data)      # bpp from the file itself
-    assert plain[0].encoded.extra["jpeg_file"]["quality_exact"] is True
+    assert plain[0].encoded.file.quality_read == "exact"
     for a, b in zip(plain[:-1], wrapped[:-1]):
         x, y = (a.base, b.base) if isinstance(a, Compressed) else (a.image, b.image)
         assert torch.equal(x, y)
@@ -325,7 +323,7 @@ def test_plain_jpeg_decodes_exactly_as_the_drc_holding_it(pipe, photo):
                                        ("RGB", {"subsampling": 1}), ("CMYK", {})])
 def test_plain_jpeg_modes_and_scans(pipe, photo, mode, save):
     data = _encode(photo.convert(mode), "JPEG", quality=40, **save)
-    ev = _events(pipe.run_bitstream(data, steps=1))
+    ev = _events(with_metrics(pipe.run_bitstream(data, RunSettings(steps=1))))
     assert ev[0].base.shape == (1, 3, 72, 96) and ev[0].encoded.quality == 40
 
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from dirac_demo import StepResult
 from dirac_demo.cli import main
+from dirac_demo import RunSettings, codecs, with_metrics
 from dirac_demo.codecs import bitstream
 from dirac_demo.errors import BitstreamError, InputError
 from dirac_demo.images import pil_to_tensor
@@ -27,7 +27,7 @@ def portrait_mask(width: int = 768, height: int = 512) -> np.ndarray:
 
 
 def test_composition_is_exact_away_from_the_band_on_a_real_decode(pipe, photo_path):
-    frames = [e.image for e in pipe.run(str(photo_path), "jpeg", 10, steps=4) if isinstance(e, StepResult)]
+    frames = [e.image for e in with_metrics(pipe.run(str(photo_path), RunSettings(codec="jpeg", rate=10, steps=4))) if getattr(e, "k", 0)]
     fidelity, realism = frames[0], frames[-1]
     h, w = fidelity.shape[-2:]
     mask = np.zeros((h, w), bool)
@@ -86,13 +86,13 @@ def test_mask_section_is_small_and_round_trips_to_its_blocks():
 
 def test_a_file_without_a_mask_is_version_2_and_one_with_it_version_3(pipe, photo_path, photo, tmp_path):
     plain = pipe.compress(str(photo_path), "jpeg", 20)
-    assert plain.bitstream[4] == 2 and bitstream.parse(plain.bitstream).mask == b""
+    assert plain.bitstream[4] == 2 and codecs.parse(plain.bitstream).mask == b""
     mask_path = tmp_path / "mask.png"
     Image.fromarray((portrait_mask(*photo.size) * 255).astype(np.uint8)).save(mask_path)
     masked = pipe.compress(str(photo_path), "jpeg", 20, protect=str(mask_path))
     assert masked.bitstream[4] == 3 and masked.nbytes == plain.nbytes + 2 + len(masked.encoded.mask)
     assert torch.equal(masked.base, plain.base)
-    enc = bitstream.parse(masked.bitstream)
+    enc = codecs.parse(masked.bitstream)
     assert enc.mask == masked.encoded.mask and file_mask(enc) is not None
 
 
@@ -102,7 +102,7 @@ def test_a_reader_of_versions_1_and_2_refuses_a_masked_file(pipe, photo_path, tm
     data = pipe.compress(str(photo_path), "jpeg", 20, protect=str(mask)).bitstream
     monkeypatch.setattr(bitstream, "READABLE_VERSIONS", (1, 2))
     with pytest.raises(BitstreamError, match="Unsupported bitstream version 3"):
-        bitstream.parse(data)
+        codecs.parse(data)
 
 
 def test_cli_protects_by_the_files_mask_or_the_receivers(tiny_assets, photo_path, photo, tmp_path, capsys):

@@ -54,7 +54,7 @@ def _imported_after(statement: str) -> set[str]:
 
 
 def test_runtime_imports_neither_the_evaluation_metrics_nor_gradio():
-    loaded = _imported_after("import dirac_demo, dirac_demo.quality, dirac_demo.ui_state, dirac_demo.cli")
+    loaded = _imported_after("import dirac_demo, dirac_demo.quality, dirac_demo.cli")
     assert "dirac_demo.pipeline" in loaded                       # the check sees the runtime
     heavy = {"dirac_demo.eval", "dirac_demo.eval.metrics", "lpips", "gradio", "pytorch_fid"}
     assert not heavy & loaded

@@ -1,5 +1,5 @@
 """The quantiser of a plain AVIF file: the AV1 ``base_q_idx`` of its primary image, read from the
-ISO-BMFF boxes and the AV1 headers, and the Pillow quality that :mod:`.avif`'s encoder maps to it.
+ISO-BMFF boxes and the AV1 headers (a pure reader; :mod:`.avif` maps it to its encoder's quality).
 
 Only the headers are read (``meta`` → ``pitm``, ``iinf``, ``iloc``, ``idat``, ``iprp``; the AV1
 sequence header and the first frame header up to ``quantization_params``); no pixel is decoded.
@@ -13,20 +13,16 @@ the quality it was written at.
 """
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import numpy as np
-from PIL import Image
-
-from ..errors import BitstreamError, InputError
-from . import avif
+from ..errors import BitstreamError
 
 OBU_SEQUENCE_HEADER, OBU_FRAME_HEADER, OBU_FRAME = 1, 3, 6
 KEY_FRAME, INTRA_ONLY_FRAME = 0, 2
 SELECT = 2                    # seq_force_screen_content_tools / seq_force_integer_mv: chosen per frame
 ALL_FRAMES = 0xFF             # refresh_frame_flags of a shown key frame
+FTYP_BRANDS = (b"avif", b"avis")   # an AVIF file's ISO-BMFF major brands
 MAX_TILE_WIDTH, MAX_TILE_AREA, MAX_TILE_COLS, MAX_TILE_ROWS = 4096, 4096 * 2304, 64, 64
 
 Box = tuple[bytes, int, int]  # an ISO-BMFF box: type, payload start, payload end (file offsets)
@@ -126,7 +122,7 @@ def _meta_boxes(data: bytes) -> list[Box]:
     top = _boxes(data, 0, len(data))
     _, start, end = top[0]
     brands = [data[i:i + 4] for i in range(start, end - 3, 4) if i != start + 4]   # skip minor_version
-    if not any(b in avif.FTYP_BRANDS for b in brands):
+    if not any(b in FTYP_BRANDS for b in brands):
         raise BitstreamError("The ISO-BMFF file names no AVIF brand in its ftyp box.")
     meta = _child(top, b"meta")
     return _boxes(data, meta[1] + 4, meta[2])
@@ -518,7 +514,7 @@ def _explicit_sizes(r: BitReader, total: int, largest: int) -> list[int]:
     return sizes
 
 
-# The file's base_q_idx and the equivalent Pillow quality
+# The file's base_q_idx
 
 def primary_frame_header(data: bytes) -> FrameHeader:
     """The frame header of an AVIF file's primary image (of a grid's first tile); a file that is
@@ -542,43 +538,3 @@ def primary_frame_header(data: bytes) -> FrameHeader:
 def base_q_idx(data: bytes) -> int:
     """The AV1 ``base_q_idx`` (0..255) of an AVIF file's primary image."""
     return primary_frame_header(data).base_q_idx
-
-
-def _table_image() -> Image.Image:
-    """The image the quality table is measured on: 64×64 gradients plus noise (deterministic)."""
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:64, 0:64]
-    base = np.stack([xx * 4.0, yy * 4.0, (xx + yy) * 2.0], -1)
-    return Image.fromarray(np.clip(base + rng.normal(0, 16, base.shape), 0, 255).astype(np.uint8), "RGB")
-
-
-@functools.cache
-def quality_table() -> dict[int, tuple[int, ...]]:
-    """Each ``base_q_idx`` that :func:`.avif.encode` writes, with the Pillow qualities that write
-    it (ascending), measured once per process with the installed libavif and libaom."""
-    img, table = _table_image(), {}
-    for quality in avif.QUALITIES:
-        table.setdefault(base_q_idx(avif.encode(img, quality)), []).append(quality)
-    return {q_idx: tuple(qualities) for q_idx, qualities in sorted(table.items())}
-
-
-def quality_of(q_idx: int) -> tuple[int, bool]:
-    """The Pillow quality that :func:`.avif.encode` maps to ``q_idx`` and whether it is exact.
-
-    One to three neighbouring qualities give one ``base_q_idx`` (libavif maps quality to one of
-    libaom's 64 quantiser levels) and then the same file, so any of them is right; the middle one
-    (the lower of two) is returned, which is nearest to whichever the sender chose. A ``q_idx``
-    the encoder never writes gets the group of the nearest one it does (the finer on a tie), not
-    exact.
-    """
-    if not 0 <= q_idx <= 255:
-        raise InputError(f"An AV1 base_q_idx is in 0..255, got {q_idx}.")
-    table = quality_table()
-    nearest = min(table, key=lambda k: (abs(k - q_idx), k))
-    group = table[nearest]
-    return group[(len(group) - 1) // 2], nearest == q_idx
-
-
-def estimate_quality(data: bytes) -> tuple[int, bool]:
-    """The Pillow quality of an AVIF file (:func:`quality_of` its :func:`base_q_idx`)."""
-    return quality_of(base_q_idx(data))

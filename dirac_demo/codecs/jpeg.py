@@ -1,4 +1,5 @@
-"""The JPEG base codec: libjpeg through Pillow, quality factor 1–100; the payload is the JPEG file."""
+"""The JPEG base codec: libjpeg through Pillow, quality factor 1–100; the payload is the JPEG file,
+and any plain JPEG file is a bitstream of this codec."""
 from __future__ import annotations
 
 import functools
@@ -8,66 +9,71 @@ import math
 import torch
 from PIL import Image, ImageOps, JpegImagePlugin
 
-from ..errors import BitstreamError, InputError
+from ..errors import BitstreamError
 from ..images import pil_to_tensor, tensor_to_pil
-from .bitstream import Encoded
+from .base import Encoded, FileFacts, QualityCodec, RateRange, file_size
 from .payload import open_payload
-
-
-class JpegCodec:
-    """JPEG via Pillow; the payload is exactly Pillow's JPEG file."""
-
-    name = "jpeg"
-
-    def compress(self, x: torch.Tensor, quality: int) -> Encoded:
-        """Encode a (1, 3, H, W) tensor in [0, 1] at quality factor ``quality``."""
-        quality = int(quality)
-        if not 1 <= quality <= 100:
-            raise InputError(f"JPEG quality factor must be in 1..100, got {quality}.")
-        buf = io.BytesIO()
-        tensor_to_pil(x).save(buf, format="JPEG", quality=quality)
-        h, w = x.shape[-2:]
-        return Encoded(codec="jpeg", width=w, height=h, chunks=[buf.getvalue()], quality=quality)
-
-    def decompress(self, enc: Encoded) -> torch.Tensor:
-        """Decode to a (1, 3, H, W) tensor in [0, 1]; a bad payload raises BitstreamError."""
-        if len(enc.chunks) != 1:
-            raise BitstreamError("A JPEG bitstream must hold exactly one payload chunk.")
-        img = ImageOps.exif_transpose(open_payload(enc.chunks[0], "JPEG"))     # a plain JPEG file's orientation; a no-op otherwise
-        if img.size != (enc.width, enc.height):
-            raise BitstreamError("The JPEG payload's size does not match the header.")
-        return pil_to_tensor(img.convert("RGB"))
-
 
 SOI = b"\xff\xd8\xff"      # every JPEG file starts with its start-of-image marker
 SUBSAMPLING = {0: "4:4:4", 1: "4:2:2", 2: "4:2:0"}
-JPEG_FILE = "jpeg_file"    # Encoded.extra key: the facts of a plain JPEG file read as a bitstream
 
 
-def is_jpeg_file(data: bytes) -> bool:
-    """Whether ``data`` starts like a JPEG file (by its marker, whatever the file's name)."""
-    return bytes(data[:3]) == SOI
+class JpegCodec(QualityCodec):
+    """JPEG via Pillow; the payload is exactly Pillow's JPEG file."""
 
+    name, codec_id, label, model = "jpeg", 1, "JPEG", "dirac_jpeg"
+    description = "JPEG through libjpeg (Pillow), quality factor 1–100"
+    color = "tab:blue"
+    plain_files = (".jpg", ".jpeg", ".jfif")
+    sweep = (5, 10, 20, 40)
+    rates = RateRange(1, 100, 75, "qf", "JPEG quality factor", demo=10)
 
-def read_jpeg_file(data: bytes) -> Encoded:
-    """A plain JPEG file as the JPEG codec's :class:`Encoded`: its bytes are the payload, its
-    quality factor is estimated from its tables, its size is as displayed (EXIF orientation)."""
-    try:
-        img = Image.open(io.BytesIO(data))
-        if img.format != "JPEG":
-            raise BitstreamError("The file starts like a JPEG but is not one.")
-        quality, exact = estimate_quality(img.quantization)
-        turned = img.getexif().get(0x0112, 1) in (5, 6, 7, 8)
-    except BitstreamError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - Pillow raises many types on corrupt headers
-        raise BitstreamError(f"The JPEG file is corrupt ({type(exc).__name__}).") from exc
-    w, h = img.size[::-1] if turned else img.size
-    subsampling = SUBSAMPLING.get(JpegImagePlugin.get_sampling(img), "other") if img.mode != "L" else "grayscale"
-    facts = {"quality_exact": exact, "mode": img.mode, "subsampling": subsampling,
-             "scan": "progressive" if "progression" in img.info else "baseline"}
-    return Encoded(codec="jpeg", width=w, height=h, chunks=[bytes(data)], quality=quality,
-                   extra={JPEG_FILE: facts})
+    def compress(self, x: torch.Tensor, rate: float, **opts) -> Encoded:
+        """Encode a (1, 3, H, W) tensor in [0, 1] at quality factor ``rate``."""
+        quality = self.check_rate(rate)
+        buf = io.BytesIO()
+        tensor_to_pil(x).save(buf, format="JPEG", quality=quality)
+        h, w = x.shape[-2:]
+        return Encoded(codec=self.name, width=w, height=h, chunks=[buf.getvalue()], quality=quality)
+
+    def decompress(self, enc: Encoded) -> dict[str, torch.Tensor]:
+        """Decode to ``{"x_hat": (1, 3, H, W) in [0, 1]}``; a bad payload raises BitstreamError."""
+        img = ImageOps.exif_transpose(open_payload(self.one_chunk(enc), "JPEG"))   # a plain file's orientation
+        if img.size != (enc.width, enc.height):
+            raise BitstreamError("The JPEG payload's size does not match the header.")
+        return {"x_hat": pil_to_tensor(img.convert("RGB"))}
+
+    def is_file(self, data: bytes) -> bool:
+        """Whether ``data`` starts like a JPEG file (by its marker, whatever the file's name)."""
+        return bytes(data[:3]) == SOI
+
+    def read_file(self, data: bytes) -> Encoded:
+        """A plain JPEG file as this codec's :class:`Encoded`: its bytes are the payload, its quality
+        factor is estimated from its tables, its size is as displayed (EXIF orientation)."""
+        try:
+            img = Image.open(io.BytesIO(data))
+            if img.format != "JPEG":
+                raise BitstreamError("The file starts like a JPEG but is not one.")
+            quality, exact = estimate_quality(img.quantization)
+            turned = img.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+        except BitstreamError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - Pillow raises many types on corrupt headers
+            raise BitstreamError(f"The JPEG file is corrupt ({type(exc).__name__}).") from exc
+        w, h = img.size[::-1] if turned else img.size
+        subsampling = SUBSAMPLING.get(JpegImagePlugin.get_sampling(img), "other") if img.mode != "L" else "grayscale"
+        facts = FileFacts("JPEG", "exact" if exact else "estimated", subsampling,
+                          "progressive" if "progression" in img.info else "baseline", img.mode)
+        return Encoded(codec=self.name, width=w, height=h, chunks=[bytes(data)], quality=quality, file=facts)
+
+    def describe(self, enc: Encoded, nbytes: int) -> str:
+        f = enc.file
+        if f is None:
+            return super().describe(enc, nbytes)
+        kind = "quality" if f.quality_read == "exact" else "estimated quality"
+        return (f"JPEG file {enc.width}x{enc.height}, {file_size(enc, nbytes)}, {f.subsampling}, {f.scan}, "
+                f"{kind} {enc.quality}"
+                + ("" if f.quality_read == "exact" else " (not the IJG tables: nearest by table scale)"))
 
 
 @functools.cache

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
+import struct
 import warnings
 from dataclasses import asdict, dataclass
 
@@ -25,14 +26,15 @@ with warnings.catch_warnings():   # compressai's import uses the deprecated torc
     from compressai.models.utils import conv, deconv
     from compressai.ops import quantize_ste
 
-from .bitstream import LMBDA_MAX, LMBDA_MIN, SCALE_STEP, Encoded
-from ..errors import BitstreamError, InputError
+from ..errors import BitstreamError, InputError, WeightsError
 from ..images import crop, pad_to_multiple
+from .base import BaseCodec, Encoded, RateRange, file_size
 from .post_filter import PostFilter
+from .refine import MAX_REFINE, refine_latents
 
-PRE_FILTER = "pre_filter"   # Encoded.extra key: the decoded image before the post-filter
+SCALE_STEP = 1024           # the latent scale s travels as round(s * 1024) in 16 bits
+LMBDA_MIN, LMBDA_MAX = 0.0004, 0.016
 LMBDA_REF = 0.0016   # the single-rate operating point of B.2; s(λ_ref) starts at 1
-MAX_REFINE = 1000    # encoder-side refinement iterations (:mod:`.refine`)
 
 
 @dataclass
@@ -57,7 +59,6 @@ class NeuralCodec(CompressionModel):
     ``compress``/``decompress`` produce and read real bytes with CompressAI's rANS coder.
     """
 
-    name = "neural"
     multiple = 64   # 4 stride-2 stages in g_a, 2 more in h_a
 
     def __init__(self, config: CodecConfig | None = None) -> None:
@@ -102,6 +103,10 @@ class NeuralCodec(CompressionModel):
         """The integer sent in the bitstream for λ: round(s·1024)."""
         return int(round(float(self.scale(lmbda).detach()) * SCALE_STEP))
 
+    def bitstream_scale(self, lmbda: float) -> float:
+        """s(λ) as the decoder reads it from the bitstream: :meth:`scale_q` / 1024."""
+        return self.scale_q(lmbda) / SCALE_STEP
+
     # ---- training -------------------------------------------------------------------
     def forward(self, x: torch.Tensor, lmbda: float, bf16: bool = False) -> dict:
         """Training path: reconstruction and likelihoods at rate λ (loss = D + λ·R).
@@ -133,7 +138,7 @@ class NeuralCodec(CompressionModel):
         ``post=False`` stops before the post-filter: what DIRAC is conditioned on (its pairs and
         its threshold table).
         """
-        s = self.scale_q(lmbda) / SCALE_STEP
+        s = self.bitstream_scale(lmbda)
         h, w = x.shape[-2:]
         y, z = self.encode_latents(x, lmbda)
         z_off = self.entropy_bottleneck._get_medians()
@@ -196,7 +201,7 @@ class NeuralCodec(CompressionModel):
 
     def encode_latents(self, x: torch.Tensor, lmbda: float) -> tuple[torch.Tensor, torch.Tensor]:
         """The amortised encoder's latents of ``x`` at rate λ: y (times the bitstream's scale s(λ)) and z."""
-        y = self.g_a(pad_to_multiple(x, self.multiple)) * (self.scale_q(lmbda) / SCALE_STEP)
+        y = self.g_a(pad_to_multiple(x, self.multiple)) * self.bitstream_scale(lmbda)
         return y, self.h_a(y)
 
     @torch.no_grad()
@@ -208,14 +213,13 @@ class NeuralCodec(CompressionModel):
         (:mod:`.refine`, SGA): smaller files at the same quality, the same decoder, a slower
         encoder. ``callback(i, n)`` reports the iterations.
         """
-        if not LMBDA_MIN * 0.999 <= lmbda <= LMBDA_MAX * 1.001:
+        if not LMBDA_MIN * 0.999 <= lmbda <= LMBDA_MAX * 1.001:   # also refuses NaN
             raise InputError(f"λ_rate must be in [{LMBDA_MIN}, {LMBDA_MAX}], got {lmbda}.")
         if not 0 <= int(refine) <= MAX_REFINE:
             raise InputError(f"Refinement iterations must be in 0..{MAX_REFINE}, got {refine}.")
         h, w = x.shape[-2:]
         scale_q = self.scale_q(lmbda)
         if refine:
-            from .refine import refine_latents
             y, z = refine_latents(self, x, lmbda, int(refine), callback=callback)
         else:
             y, z = self.encode_latents(x, lmbda)
@@ -224,16 +228,16 @@ class NeuralCodec(CompressionModel):
         scales_hat, means_hat = self.hyper_synthesis(z_hat)
         indexes = self.gaussian_conditional.build_indexes(scales_hat)
         y_strings = self.gaussian_conditional.compress(y.double(), indexes, means=means_hat)
-        return Encoded(codec="neural", width=w, height=h, chunks=[y_strings[0], z_strings[0]],
+        return Encoded(codec=NeuralBase.name, width=w, height=h, chunks=[y_strings[0], z_strings[0]],
                        lmbda=float(np.float32(lmbda)), scale_q=scale_q, weights_id=self.weights_id())
 
     @torch.no_grad()
-    def decompress(self, enc: Encoded) -> torch.Tensor:  # type: ignore[override]
-        """Decode an :class:`Encoded` to a (1, 3, H, W) tensor in [0, 1].
+    def decompress(self, enc: Encoded) -> dict[str, torch.Tensor]:  # type: ignore[override]
+        """Decode an :class:`Encoded` to ``{"x_hat": (1, 3, H, W) in [0, 1]}``.
 
-        With a post-filter, the image before it is left in ``enc.extra[PRE_FILTER]``: DIRAC is
-        conditioned on g_s's output, which is what codec+DIRAC was trained on (the filter's MSE
-        gain and DIRAC's first step overlap, so DIRAC on the filtered image over-corrects).
+        With a post-filter, ``"x_cond"`` is the image before it: DIRAC is conditioned on g_s's
+        output, which is what codec+DIRAC was trained on (the filter's MSE gain and DIRAC's first
+        step overlap, so DIRAC on the filtered image over-corrects).
         """
         if len(enc.chunks) != 2:
             raise BitstreamError("A neural bitstream must hold exactly two payload chunks.")
@@ -260,12 +264,12 @@ class NeuralCodec(CompressionModel):
         if not torch.isfinite(x_pre).all():
             raise BitstreamError("The neural payload decodes to invalid values.")
         if self.post is None:
-            return x_pre.clamp_(0, 1)
-        enc.extra[PRE_FILTER] = x_pre.clamp(0, 1)    # DIRAC's conditioning (pipeline.trajectory)
-        x_hat = self.post(enc.extra[PRE_FILTER], enc.lmbda)
+            return {"x_hat": x_pre.clamp_(0, 1)}
+        x_cond = x_pre.clamp(0, 1)
+        x_hat = self.post(x_cond, enc.lmbda)
         if not torch.isfinite(x_hat).all():
             raise BitstreamError("The neural payload decodes to invalid values.")
-        return x_hat.clamp_(0, 1)
+        return {"x_hat": x_hat.clamp_(0, 1), "x_cond": x_cond}
 
 
 def _guard(string: bytes, num_symbols: int) -> bytes:
@@ -281,3 +285,52 @@ def _guard(string: bytes, num_symbols: int) -> bytes:
 def sample_lmbda(u: float) -> float:
     """Eq. (11): λ_rate log-uniform in [λ_min, λ_max] from u ∈ [0, 1]."""
     return 2.0 ** ((math.log2(LMBDA_MAX) - math.log2(LMBDA_MIN)) * u + math.log2(LMBDA_MIN))
+
+
+class NeuralBase(BaseCodec):
+    """The neural codec's row of the codec table: its rate and ``.drc`` parameters, and the trained
+    :class:`NeuralCodec` it runs once :meth:`bind` gives it one (the weights ``assets/codec``)."""
+
+    name, codec_id, label, model, weights = "neural", 2, "neural codec", "dirac_neural", "codec"
+    refines = True
+    plot_label, color = "Neural", "tab:red"
+    description = "a mean-scale hyperprior made multi-rate by latent scaling (paper B.2), λ_rate 0.0004–0.016"
+    sweep = (0.0004, 0.0016, 0.006, 0.016)
+    rates = RateRange(LMBDA_MIN, LMBDA_MAX, LMBDA_REF, "lmbda", "neural λ_rate", integer=False, log=True,
+                      demo=LMBDA_REF)
+    _PARAMS = struct.Struct(">fHI")
+
+    def __init__(self, net: NeuralCodec | None = None) -> None:
+        self.net = net
+
+    def bind(self, net: NeuralCodec) -> "NeuralBase":
+        """This row running the trained codec ``net`` (fp32, on the CPU)."""
+        return NeuralBase(net.eval().cpu())
+
+    def _trained(self) -> NeuralCodec:
+        if self.net is None:
+            raise WeightsError("The neural codec has no trained weights loaded.")
+        return self.net
+
+    def compress(self, x: torch.Tensor, rate: float, refine: int = 0, callback=None, **opts) -> Encoded:
+        """Real bytes at λ_rate ``rate`` (``refine``: SGA iterations, :meth:`NeuralCodec.compress`)."""
+        return self._trained().compress(x, float(rate), refine=refine, callback=callback)
+
+    def decompress(self, enc: Encoded) -> dict[str, torch.Tensor]:
+        return self._trained().decompress(enc)
+
+    def params(self, enc: Encoded) -> bytes:
+        if not 0 <= enc.weights_id < 2 ** 32:
+            raise BitstreamError("The weights id must fit in 32 bits.")
+        return self._PARAMS.pack(enc.lmbda, enc.scale_q, enc.weights_id)
+
+    def read_params(self, enc: Encoded, params: bytes, version: int) -> None:
+        if len(params) != (6 if version == 1 else 10):   # version 1 has no weights id
+            raise BitstreamError("Bad neural-codec parameters in the bitstream.")
+        enc.lmbda, enc.scale_q = struct.unpack(">fH", params[:6])
+        enc.weights_id = struct.unpack(">I", params[6:])[0] if version > 1 else 0
+        if not (LMBDA_MIN * 0.999 <= enc.lmbda <= LMBDA_MAX * 1.001) or enc.scale_q == 0:
+            raise BitstreamError("Bad neural-codec parameters in the bitstream.")
+
+    def describe(self, enc: Encoded, nbytes: int) -> str:
+        return f"{self.name} {enc.width}x{enc.height} lambda {enc.lmbda:.6g} (s={enc.scale_q}/1024), {file_size(enc, nbytes)}"

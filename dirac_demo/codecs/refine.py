@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from .bitstream import SCALE_STEP
-
+MAX_REFINE = 1000       # the most encoder-side refinement iterations a file may ask for
 DEFAULT_ITERS = 60      # chosen on held-out training images (not Kodak); see the model card
 DEFAULT_LR = 0.03       # in units of the quantisation step (latents are rounded to integers)
 TAU_START, TAU_END = 0.5, 0.05
@@ -68,7 +67,7 @@ def refine_latents(codec, x: torch.Tensor, lmbda: float, iters: int = DEFAULT_IT
     """
     if iters < 0:
         raise ValueError(f"iters must be ≥ 0, got {iters}")
-    s = codec.scale_q(lmbda) / SCALE_STEP
+    s = codec.bitstream_scale(lmbda)
     h, w = x.shape[-2:]
     with torch.no_grad():
         y0, z0 = codec.encode_latents(x, lmbda)

@@ -1,8 +1,12 @@
 """The conditional residual network g_θ(r_t, t, x̃) (paper §3.1, §4), designed for CPUs.
 
 Conditioning is by channel concatenation of r_t and x̃ (both in [−1, 1]); the network
-predicts r0 directly (predict_xstart). A pixel-unshuffle stem puts all work at half
-resolution or below, so a DDIM step on a Kodak image stays within a CPU budget.
+predicts r0 directly (predict_xstart). With ``file_cond = k > 0`` it also takes a vector of k
+facts about the base file (:mod:`dirac_demo.diffusion.file_condition`), embedded by a small MLP
+whose output is added to the timestep embedding; that MLP's last layer starts at zero, so a
+conditioned network loaded with an unconditioned one's weights computes the same function.
+A pixel-unshuffle stem puts all work at half resolution or below, so a DDIM step on a Kodak
+image stays within a CPU budget.
 """
 from __future__ import annotations
 
@@ -23,9 +27,14 @@ class UNetConfig:
     emb_dim: int = 128
     unshuffle: int = 2
     groups: int = 8
+    file_cond: int = 0      # length of the file-conditioning vector; 0: none
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The JSON form; ``file_cond`` only when used, so unconditioned configs read as before."""
+        out = asdict(self)
+        if not self.file_cond:
+            del out["file_cond"]
+        return out
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -83,6 +92,7 @@ class ResidualUNet(nn.Module):
         self.multiple = s * 2 ** (len(ch) - 1)
         self.time_mlp = nn.Sequential(nn.Linear(cfg.emb_dim, cfg.emb_dim), nn.SiLU(),
                                       nn.Linear(cfg.emb_dim, cfg.emb_dim))
+        self.file_cond = file_embedding(cfg.file_cond, cfg.emb_dim) if cfg.file_cond else None
         self.stem = nn.Conv2d(6 * s * s, ch[0], 3, padding=1)
         self.down_blocks = nn.ModuleList()
         self.downs = nn.ModuleList()
@@ -101,11 +111,15 @@ class ResidualUNet(nn.Module):
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
-    def forward(self, r_t: torch.Tensor, t: torch.Tensor, x_base: torch.Tensor) -> torch.Tensor:
-        """Predict r0 from r_t at timestep t given the base reconstruction x̃ (all in [−1, 1])."""
+    def forward(self, r_t: torch.Tensor, t: torch.Tensor, x_base: torch.Tensor,
+                cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Predict r0 from r_t at timestep t given the base reconstruction x̃ (all in [−1, 1]) and,
+        for a file-conditioned network, the base file's vector ``cond``: (k,) or (batch, k)."""
         if t.dim() == 0:
             t = t.expand(r_t.shape[0])
         emb = self.time_mlp(timestep_embedding(t, self.config.emb_dim).to(r_t.dtype))
+        if self.file_cond is not None or cond is not None:
+            emb = emb + self._file_embedding(cond, r_t.shape[0]).to(emb.dtype)
         h = self.stem(F.pixel_unshuffle(torch.cat([r_t, x_base], dim=1), self.config.unshuffle))
         skips = []
         for i, blocks in enumerate(self.down_blocks):
@@ -119,3 +133,24 @@ class ResidualUNet(nn.Module):
             h = block(torch.cat([h, skips.pop()], dim=1), emb)
         h = self.out(F.silu(self.out_norm(h), inplace=not torch.is_grad_enabled()))
         return F.pixel_shuffle(h, self.config.unshuffle)
+
+    def _file_embedding(self, cond: torch.Tensor | None, batch: int) -> torch.Tensor:
+        """The file MLP's output for ``cond`` broadcast to ``batch`` rows; a missing or unexpected
+        vector raises ValueError (a conditioned network never runs on a made-up one)."""
+        k = self.config.file_cond
+        if self.file_cond is None:
+            raise ValueError("this network takes no file-conditioning vector (its config has file_cond 0)")
+        if cond is None:
+            raise ValueError(f"this network is file-conditioned: pass cond, a vector of {k} numbers")
+        if cond.shape[-1] != k or cond.dim() > 2 or (cond.dim() == 2 and cond.shape[0] not in (1, batch)):
+            raise ValueError(f"cond must have shape ({k},) or ({batch}, {k}), got {tuple(cond.shape)}")
+        lin = self.file_cond[0]
+        return self.file_cond(cond.to(lin.weight.device, lin.weight.dtype).reshape(-1, k)).expand(batch, -1)
+
+
+def file_embedding(k: int, emb_dim: int) -> nn.Sequential:
+    """The MLP embedding a file-conditioning vector of length ``k``; its last layer starts at zero."""
+    mlp = nn.Sequential(nn.Linear(k, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+    nn.init.zeros_(mlp[2].weight)
+    nn.init.zeros_(mlp[2].bias)
+    return mlp

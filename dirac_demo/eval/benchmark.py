@@ -12,13 +12,17 @@ machine-independent units: effective GFLOP = seconds per step × matmul GFLOP/s 
 is ≤ 80 at 768×512). ``--clients 1 4 16`` also measures several visitors at once: that many
 threads share the one pipeline, as the page's queue runs concurrent visitors, and each makes
 ``--client-runs`` full runs (base + 20 steps at ``--client-size``); the table gives images per
-second over all of them and the median seconds a run takes. Prints a table; ``--json`` writes::
+second over all of them and the median seconds a run takes. ``--per-mp 2048x1536`` times the
+full-resolution photo path (``dirac-demo enhance``: decode, then tile by tile, :mod:`dirac_demo.large`)
+to step 1 and to step 20, in seconds per megapixel. Prints a table; ``--json`` writes::
 
     {"schema": "dirac_demo.benchmark/1", "dirac_demo_version", "device", "device_name", "precision",
      "threads", "torch", "codec", "params", "matmul": {"n", "gflops", "dtype", "gflops_min", "gflops_max", "products"},
      "results": [{"width", "height", "ms_per_step", "ms_per_step_std", "swd_ms", "swd_share",
                   "gflops_per_step", "effective_gflop", "first_frame_s", "first_frame_cold_s", "peak_mem_mib"}],
-     "clients": [{"clients", "width", "height", "steps", "images", "images_per_s", "median_run_s"}]}
+     "clients": [{"clients", "width", "height", "steps", "images", "images_per_s", "median_run_s"}],
+     "per_megapixel": {"width", "height", "tiles", "steps", "first_step_s", "all_steps_s",
+                       "first_step_s_per_mp", "all_steps_s_per_mp"}}
 """
 from __future__ import annotations
 
@@ -37,13 +41,15 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .. import __version__
 from ..errors import DiracError, InputError, NoModelError
-from ..images import to_signed
-from ..pipeline import DiracPipeline, Finished, StepResult
+from ..images import LARGE_PIXELS, to_signed
+from ..large import default_plan, enhance_tiles
+from ..codecs import CODECS
+from ..pipeline import DiracPipeline, Frame, RunSettings
 from ..quality import LiveSWD
-from .common import add_pipeline_arguments, load_pipeline, machine_facts, set_threads
+from ..machine import machine_facts
+from .pipeline_args import add_pipeline_arguments, load_pipeline, set_threads
 
 SCHEMA = "dirac_demo.benchmark/1"
-DEFAULT_RATE = {"jpeg": 10, "avif": 30, "neural": 0.0016}
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -106,8 +112,8 @@ def step_gflops(pipe: DiracPipeline, codec: str, base: torch.Tensor) -> float:
 
 def _first_frame(pipe: DiracPipeline, img: Image.Image, codec: str) -> float:
     t0 = time.perf_counter()
-    for ev in pipe.run(img, codec, DEFAULT_RATE[codec], steps=20, stop=1, with_ms_ssim=False):
-        if isinstance(ev, StepResult):
+    for ev in pipe.run(img, demo_settings(pipe, codec, stop=1)):
+        if isinstance(ev, Frame) and ev.k == 1:
             break
     _sync(pipe.device)
     return time.perf_counter() - t0
@@ -119,12 +125,12 @@ def step_and_swd_seconds(pipe: DiracPipeline, comp, repeats: int) -> tuple[list[
     meter = LiveSWD(comp.original)
     meter(comp.base)
     secs, swd_secs = [], []
-    for ev in pipe.enhance(comp.base, comp.encoded, steps=repeats + 1, with_ms_ssim=False):
-        if isinstance(ev, StepResult):
+    for frame in pipe.frames(comp, steps=repeats + 1):
+        if frame.k:
             t0 = time.perf_counter()
-            meter(ev.image)
+            meter(frame.image)
             swd_secs.append(time.perf_counter() - t0)
-            secs.append(ev.seconds)
+            secs.append(frame.seconds)
     return secs[1:], swd_secs[1:]      # the first step is the warm-up
 
 
@@ -141,7 +147,7 @@ def bench_size(pipe: DiracPipeline, codec: str, width: int, height: int, repeats
     img = synthetic_image(width, height)
     cold = _first_frame(pipe, img, codec)
     warm = _first_frame(pipe, img, codec)
-    comp = pipe.compress(img, codec, DEFAULT_RATE[codec])
+    comp = pipe.compress(img, codec, pipe.codec(codec).rates.demo)
     secs, swd_secs = step_and_swd_seconds(pipe, comp, repeats)
     return {"width": width, "height": height, "ms_per_step": 1e3 * float(np.mean(secs)),
             "ms_per_step_std": 1e3 * float(np.std(secs)), "swd_ms": 1e3 * float(np.mean(swd_secs)),
@@ -153,11 +159,16 @@ def bench_size(pipe: DiracPipeline, codec: str, width: int, height: int, repeats
 def full_run_seconds(pipe: DiracPipeline, img: Image.Image, codec: str, steps: int = 20, seed: int = 0) -> float:
     """Wall time of one full run, the base plus ``steps`` steps, as a visitor waits for it."""
     t0 = time.perf_counter()
-    events = list(pipe.run(img, codec, DEFAULT_RATE[codec], steps=steps, seed=seed, with_ms_ssim=False))
+    events = list(pipe.run(img, demo_settings(pipe, codec, steps=steps, seed=seed)))
     _sync(pipe.device)
-    if not isinstance(events[-1], Finished):
-        raise RuntimeError(f"a run ended with {type(events[-1]).__name__}, not Finished")
+    if not (isinstance(events[-1], Frame) and events[-1].k == steps):
+        raise RuntimeError(f"a run ended before its step {steps}")
     return time.perf_counter() - t0
+
+
+def demo_settings(pipe: DiracPipeline, codec: str, **kw) -> RunSettings:
+    """A run of ``codec`` at the rate the page starts at (its table row's ``demo`` rate)."""
+    return RunSettings(codec=codec, rate=pipe.codec(codec).rates.demo, **kw)
 
 
 def clients_throughput(pipe: DiracPipeline, codec: str, clients: int, width: int, height: int,
@@ -181,6 +192,29 @@ def clients_table(rows: list[dict]) -> str:
     lines += [f"{r['clients']:>7} {r['width']:>5}x{r['height']:<5} {r['images']:>5} {r['images_per_s']:>9.2f} "
               f"{r['median_run_s']:>13.2f}" for r in rows]
     return "\n".join(lines)
+
+
+def per_megapixel(pipe: DiracPipeline, codec: str, width: int, height: int, steps: int = 20) -> dict:
+    """Seconds per megapixel of the photo path (decode the file, then tile by tile) to step 1 and
+    to step ``steps``, on a synthetic picture coded at the codec's demo rate."""
+    data = pipe.compress(synthetic_image(width, height), codec, pipe.codec(codec).rates.demo).bitstream
+    seconds = {}
+    for stop in (1, steps):
+        t0 = time.perf_counter()
+        enhance_tiles(pipe, pipe.decode(data, max_pixels=LARGE_PIXELS), stop, steps)
+        _sync(pipe.device)
+        seconds[stop] = time.perf_counter() - t0
+    mp = width * height / 1e6
+    return {"width": width, "height": height, "tiles": default_plan(pipe, height, width).count, "steps": steps,
+            "first_step_s": seconds[1], "all_steps_s": seconds[steps], "first_step_s_per_mp": seconds[1] / mp,
+            "all_steps_s_per_mp": seconds[steps] / mp}
+
+
+def per_megapixel_line(r: dict) -> str:
+    """The photo path's speed in one line."""
+    return (f"enhance {r['width']}x{r['height']} ({r['tiles']} tiles): step 1 {r['first_step_s']:.1f} s "
+            f"({r['first_step_s_per_mp']:.1f} s/MP), all {r['steps']} steps {r['all_steps_s']:.1f} s "
+            f"({r['all_steps_s_per_mp']:.1f} s/MP)")
 
 
 def run(pipe: DiracPipeline, codec: str, sizes: list[tuple[int, int]], repeats: int, matmul_n: int) -> dict:
@@ -216,7 +250,7 @@ def table(doc: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m dirac_demo.eval.benchmark", description=__doc__.splitlines()[0])
     add_pipeline_arguments(p)
-    p.add_argument("--codec", choices=["jpeg", "avif", "neural"], default=None, help="which DIRAC model (default: jpeg)")
+    p.add_argument("--codec", choices=list(CODECS), default=next(iter(CODECS)), help="which base codec's DIRAC model")
     p.add_argument("--sizes", nargs="+", default=["256x256", "768x512", "1024x1024"], help="WIDTHxHEIGHT")
     p.add_argument("--repeats", type=int, default=5, help="timed steps per size (after one warm-up)")
     p.add_argument("--matmul", type=int, default=2048, help="side of the reference matmul")
@@ -224,16 +258,18 @@ def main(argv: list[str] | None = None) -> int:
                    help="also measure this many visitors at once (e.g. 1 4 16): images per second")
     p.add_argument("--client-size", default="768x512", help="WIDTHxHEIGHT of the concurrent visitors' image")
     p.add_argument("--client-runs", type=int, default=2, help="full runs (base + 20 steps) each visitor makes")
+    p.add_argument("--per-mp", default=None, metavar="WxH",
+                   help="also time the full-resolution photo path at this size to step 1 and step 20 (s/MP)")
     p.add_argument("--json", default=None, help="write the results here")
     args = p.parse_args(argv)
     set_threads(args)
     try:
         sizes = [parse_size(s) for s in args.sizes]
         pipe = load_pipeline(args)
-        codec = args.codec or ("jpeg" if "jpeg" in pipe.dirac else "neural")
-        if codec not in pipe.dirac or (codec == "neural" and pipe.neural is None):
+        codec = args.codec
+        if not pipe.has_model(codec) or codec not in pipe.codec_names():
             raise NoModelError(codec, "give --assets a folder that holds it"
-                               + (" and the neural codec" if codec == "neural" else ""))
+                               + (" and the codec's own weights" if pipe.codec(codec).weights else ""))
         client_size = parse_size(args.client_size)
         if any(n < 1 for n in args.clients) or args.client_runs < 1:
             raise InputError("--clients and --client-runs take positive counts")
@@ -241,12 +277,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.clients:
             doc["clients"] = [clients_throughput(pipe, codec, n, *client_size, runs=args.client_runs)
                               for n in args.clients]
+        if args.per_mp:
+            doc["per_megapixel"] = per_megapixel(pipe, codec, *parse_size(args.per_mp))
     except DiracError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(table(doc))
     if args.clients:
         print(clients_table(doc["clients"]))
+    if args.per_mp:
+        print(per_megapixel_line(doc["per_megapixel"]))
     if args.json:
         Path(args.json).write_text(json.dumps(doc, indent=1))
     return 0

@@ -16,7 +16,7 @@ base and for the reported steps (first and last by default), and the curvature o
 trajectory at every step (§5.3, Fig. 7 left). PSNR, MS-SSIM and LPIPS are means over images;
 SWD, FID/256 and KID/256 are distances between the set of originals and the set of
 reconstructions. WebP is a base-only baseline at Pillow qualities, encoded with the settings
-of :mod:`dirac_demo.references` (the page's same-bytes comparison). AVIF is a base codec
+of :mod:`dirac_demo.same_bytes` (the page's same-bytes comparison). AVIF is a base codec
 (:mod:`dirac_demo.codecs.avif`): ``--steps 0`` gives AVIF alone, steps need the AVIF+DIRAC model.
 
 JSON schema (``"schema": "dirac_demo.evaluate/1"``)::
@@ -29,7 +29,7 @@ JSON schema (``"schema": "dirac_demo.evaluate/1"``)::
       "swd_floor": {"swd", "swd_levels"}   # originals vs an independent resampling of themselves
       "unavailable": {"lpips" | "fid" | "kid": reason or null},
       "points": [{
-        "codec": "jpeg" | "neural" | "webp" | "avif", "rate": QF, λ or WebP / AVIF quality,
+        "codec": a name of the codec table (dirac_demo.codecs.CODECS) or "webp", "rate": its rate,
         "rate_param": "qf" | "lmbda" | "quality",
         "variant": "main" | "full_steps" (S = 100, claim 2) | "no_threshold" (claim 3)
                    | "paper_spacing" (the paper's uniform late start instead of the model's own),
@@ -64,25 +64,33 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..codecs.bitstream import Encoded
-from ..codecs.neural import MAX_REFINE
+from ..codecs import CODECS
+from ..codecs.refine import MAX_REFINE
 from ..diffusion.sampler import update_angle
 from ..diffusion.schedule import PAPER_SPACING, Spacing
 from ..errors import DiracError, InputError, NoModelError, WeightsError
-from ..images import MAX_PIXELS, load_image, pil_to_tensor
-from ..pipeline import NUM_RESPACED, DiracPipeline, check_eta
+from ..images import MAX_PIXELS, read_rgb_within, pil_to_tensor
+from ..pipeline import NUM_RESPACED, Compressed, DiracPipeline, check_eta
 from ..quality import bits_per_pixel
-from ..references import CODECS as BASELINE_CODECS, QUALITIES, roundtrip
+from ..same_bytes import CODECS as BASELINE_CODECS, QUALITIES, roundtrip
 from ..train.data import list_images
 from . import metrics as M
-from .common import add_pipeline_arguments, load_pipeline, machine_facts, set_threads
+from ..machine import machine_facts
+from .pipeline_args import add_pipeline_arguments, load_pipeline, set_threads
 from ..swd import DEFAULT_PATCHES, SlicedWasserstein, num_levels
 
 SCHEMA = "dirac_demo.evaluate/1"
-DEFAULT_RATES = {"jpeg": [5, 10, 20, 40], "neural": [0.0004, 0.0016, 0.006, 0.016],
-                 "webp": [5, 10, 20, 30, 50, 70, 90], "avif": [25, 30, 40, 50, 60, 70, 85]}
-RATE_PARAM = {"jpeg": "qf", "neural": "lmbda", "webp": "quality", "avif": "quality"}
-BASELINES = ("webp",)   # standard codecs evaluated alone (no DIRAC model of theirs)
+BASELINES = {"webp": [5, 10, 20, 30, 50, 70, 90]}   # standard codecs evaluated alone, with their default rates
+BASELINE_FLAG = "quality"                            # their rate flag (Pillow's quality)
+
+
+def rate_param(codec: str) -> str:
+    """The rate's flag and JSON name of ``codec``: a base codec's own (qf, quality, lmbda), or a baseline's."""
+    return CODECS[codec].rates.flag if codec in CODECS else BASELINE_FLAG
+
+
+def default_rates(codec: str) -> list[float]:
+    return list(CODECS[codec].sweep) if codec in CODECS else BASELINES[codec]
 
 
 # ---- inputs -------------------------------------------------------------------------------
@@ -131,7 +139,7 @@ class Evaluator:
                  device: str | torch.device = "cpu") -> None:
         self.pipe, self.seed = pipe, seed
         self.names = [p.name for p in files]
-        self.images = [load_image(p, pipe.max_pixels if pipe is not None else MAX_PIXELS) for p in files]
+        self.images = [read_rgb_within(p, pipe.max_pixels if pipe is not None else MAX_PIXELS) for p in files]
         self.originals = [pil_to_tensor(im) for im in self.images]
         min_side = min(min(x.shape[-2:]) for x in self.originals)
         self.swd = SlicedWasserstein(num_levels(min_side), swd_patches, seed=seed, min_side=min_side)
@@ -193,30 +201,33 @@ class Evaluator:
         return out
 
     def _compress(self, spec: PointSpec, i: int):
+        """Image ``i`` through the base codec: its header (None for a baseline), base image, bpp of
+        the file and of its payload, and the seconds it took."""
         img = self.images[i]
         t0 = time.perf_counter()
         if spec.codec in BASELINES:
             data, base = roundtrip(spec.codec, img, int(spec.rate))
             bpp = bits_per_pixel(len(data), img.width, img.height)
-            return base, None, bpp, bpp, time.perf_counter() - t0
+            return None, base, bpp, bpp, time.perf_counter() - t0
         comp = self.pipe.compress(img, spec.codec, spec.rate, refine=spec.refine)
         payload = sum(len(c) for c in comp.encoded.chunks)
-        return comp.base, comp.encoded, comp.bpp, bits_per_pixel(payload, img.width, img.height), comp.seconds
+        return comp, comp.base, comp.bpp, bits_per_pixel(payload, img.width, img.height), comp.seconds
 
-    def _enhance(self, spec: PointSpec, base: torch.Tensor, enc: Encoded, i: int, index: int,
+    def _enhance(self, spec: PointSpec, comp: Compressed, i: int, index: int,
                  sets: dict[int, _Set], trace: dict) -> None:
-        """Run the sampler on image ``i``: metrics at the reported steps, angles and times at all."""
+        """The run's frames for image ``i``: metrics at the reported steps, angles and times at all."""
         prev = None
-        for step, image, secs in self.pipe.trajectory(base, enc, spec.steps, self.seed, spec.threshold,
-                                                         spec.eta, spec.spacing):
-            k = step.index + 1
-            trace["t"][k] = step.t
-            trace["seconds"].setdefault(k, []).append(secs)
+        for frame in self.pipe.frames(comp, spec.steps, None, self.seed, spec.threshold, spec.eta, spec.spacing):
+            k = frame.k
+            if k == 0:
+                continue
+            trace["t"][k] = frame.t
+            trace["seconds"].setdefault(k, []).append(frame.seconds)
             if prev is not None:   # curvature at step k: angle between the updates of k − 1 and k
-                trace["angles"].setdefault(k, []).append(update_angle(prev, step))
-            prev = step
+                trace["angles"].setdefault(k, []).append(update_angle(prev, frame.step))
+            prev = frame.step
             if k in sets:
-                self._record(sets[k], (index, k), image, i)
+                self._record(sets[k], (index, k), frame.image, i)
 
     def point(self, spec: PointSpec, index: int, steps_to_report: list[int], bar=None) -> dict:
         """Evaluate one rate point over all images; returns its JSON record."""
@@ -224,18 +235,18 @@ class Evaluator:
         trace: dict = {"t": {}, "seconds": {}, "angles": {}}
         bpp, bpp_payload, t_comp, clip = [], [], [], None
         for i in range(len(self.images)):
-            base, enc, b, bp, secs = self._compress(spec, i)
+            comp, base, b, bp, secs = self._compress(spec, i)
             bpp.append(b), bpp_payload.append(bp), t_comp.append(secs)
             self._record(base_set, (index, 0), base, i)
             if spec.steps:
-                clip = self.pipe.clip_for(enc, spec.threshold)
-                self._enhance(spec, base, enc, i, index, sets, trace)
+                clip = self.pipe.clip_for(comp.encoded, spec.threshold)
+                self._enhance(spec, comp, i, index, sets, trace)
             if bar is not None:
                 bar.update(1)
         for k, s in sets.items():
             s.t = trace["t"].get(k)
         seconds = [v for vs in trace["seconds"].values() for v in vs]
-        return {"codec": spec.codec, "rate": spec.rate, "rate_param": RATE_PARAM[spec.codec],
+        return {"codec": spec.codec, "rate": spec.rate, "rate_param": rate_param(spec.codec),
                 "variant": spec.variant, "num_steps": spec.steps, "eta": spec.eta, "refine": spec.refine,
                 "threshold": spec.threshold if spec.codec not in BASELINES else None, "clip": clip,
                 "spacing": None if spec.codec in BASELINES else
@@ -257,7 +268,7 @@ class Evaluator:
         with tqdm(total=len(specs) * len(self.images), unit="img", file=sys.stderr, disable=quiet,
                   dynamic_ncols=True) as bar:
             for n, spec in enumerate(specs):
-                bar.set_description(f"{spec.codec} {RATE_PARAM[spec.codec]}={spec.rate:g} {spec.variant}")
+                bar.set_description(f"{spec.codec} {rate_param(spec.codec)}={spec.rate:g} {spec.variant}")
                 points.append(self.point(spec, n, report_steps(spec.steps, every, explicit), bar))
         return points
 
@@ -267,11 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m dirac_demo.eval.evaluate",
                                 description="Rate–distortion–perception evaluation of base codecs and DIRAC.")
     p.add_argument("--data", required=True, help="folder of test images (e.g. Kodak)")
-    p.add_argument("--codec", choices=["jpeg", "avif", "neural", *BASELINES], default="jpeg")
-    p.add_argument("--qf", type=int, nargs="+", help="JPEG quality factors (default 5 10 20 40)")
-    p.add_argument("--lmbda", type=float, nargs="+", help="neural λ_rate values")
-    p.add_argument("--quality", type=int, nargs="+",
-                   help="AVIF qualities 0..100, or WebP's (WebP: base only, no DIRAC)")
+    p.add_argument("--codec", choices=[*CODECS, *BASELINES], default=next(iter(CODECS)))
+    for flag, (kind, whose) in _rate_flags().items():
+        p.add_argument(f"--{flag}", type=kind, nargs="+", help=f"rates of {whose} (default: each codec's sweep)")
     p.add_argument("--steps", type=int, default=20, help="late-start DDIM steps S, at most 100 (0: base only)")
     p.add_argument("--all-steps", action="store_true", help="record metrics after every step")
     p.add_argument("--step-every", type=int, default=None, help="record metrics every K steps")
@@ -301,15 +310,28 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _rate_flags() -> dict[str, tuple[type, str]]:
+    """Each rate flag with its type and the codecs that read it (from the codec table, plus the baselines')."""
+    flags: dict[str, tuple[type, list[str]]] = {}
+    for name, codec in CODECS.items():
+        flags.setdefault(codec.rates.flag, (int if codec.rates.integer else float, []))[1].append(name)
+    flags.setdefault(BASELINE_FLAG, (int, []))[1].extend(BASELINES)
+    return {flag: (kind, "the " + " and ".join(names) + " codec" + "s" * (len(names) > 1))
+            for flag, (kind, names) in flags.items()}
+
+
 def _specs(args) -> list[PointSpec]:
-    given = {"qf": (args.qf, "the jpeg codec"), "lmbda": (args.lmbda, "the neural codec"),
-             "quality": (args.quality, "the webp and avif codecs")}
-    for flag, (rates, whose) in given.items():
-        if rates and flag != RATE_PARAM[args.codec]:
+    own = rate_param(args.codec)
+    for flag, (_, whose) in _rate_flags().items():
+        if getattr(args, flag) and flag != own:
             raise InputError(f"--{flag} is for {whose}, not {args.codec}.")
-    rates = given[RATE_PARAM[args.codec]][0] or DEFAULT_RATES[args.codec]
-    if RATE_PARAM[args.codec] == "quality" and any(r not in QUALITIES for r in rates):
+    rates = getattr(args, own) or default_rates(args.codec)
+    if args.codec in BASELINES and any(r not in QUALITIES for r in rates):
         raise InputError(f"--quality must be in 0..100, got {' '.join(map(str, rates))}.")
+    if args.codec in CODECS:
+        r = CODECS[args.codec].rates
+        for rate in rates:
+            r.check(rate, f"--{own}")
     if args.codec in BASELINES:
         if args.full_steps_compare or args.threshold_compare or args.spacing_compare:
             raise InputError(f"{BASELINE_CODECS[args.codec][0]} is a base-only baseline: no DIRAC comparisons.")
@@ -319,8 +341,8 @@ def _specs(args) -> list[PointSpec]:
     if not 0 <= args.steps <= NUM_RESPACED:
         raise InputError(f"--steps must be in 0..{NUM_RESPACED}, got {args.steps}.")
     check_eta(args.eta)
-    if args.refine and args.codec != "neural":
-        raise InputError("--refine is for the neural codec.")
+    if args.refine and not CODECS[args.codec].refines:
+        raise InputError(f"--refine is for a learned codec; {args.codec} has no latents.")
     if not 0 <= args.refine <= MAX_REFINE:
         raise InputError(f"--refine must be in 0..{MAX_REFINE}, got {args.refine}.")
     if args.refine and (args.full_steps_compare or args.threshold_compare or args.spacing_compare):
@@ -341,11 +363,11 @@ def _specs(args) -> list[PointSpec]:
 
 def _check_models(pipe: DiracPipeline, specs: list[PointSpec]) -> None:
     codec = specs[0].codec
-    if codec == "neural" and pipe.neural is None:
-        raise WeightsError("The neural codec has no trained weights (assets/codec).")
-    if any(s.steps for s in specs) and codec not in pipe.dirac:
+    if codec not in pipe.codec_names():
+        raise WeightsError(f"The {codec} codec has no trained weights (assets/{CODECS[codec].weights}).")
+    if any(s.steps for s in specs) and not pipe.has_model(codec):
         raise NoModelError(codec, "use --steps 0")
-    if any(s.variant == "no_threshold" for s in specs) and not pipe.dirac[codec].thresholds:
+    if any(s.variant == "no_threshold" for s in specs) and not pipe.thresholds(codec):
         raise WeightsError(f"The {codec} DIRAC model has no threshold table, so thresholding on and "
                            "off would be identical; make one with python -m dirac_demo.train.thresholds and "
                            "python -m dirac_demo.train.export table.")
@@ -358,10 +380,11 @@ def _models_meta(pipe: DiracPipeline | None) -> dict:
     if pipe is None:
         return {}
     out = {}
-    if pipe.neural is not None:
-        out["codec"] = {k: v for k, v in getattr(pipe.neural, "meta", {}).items() if k != "kind"}
+    for codec in pipe.codecs.values():
+        if codec.weights and getattr(codec, "net", None) is not None:
+            out[codec.weights] = {k: v for k, v in getattr(codec.net, "meta", {}).items() if k != "kind"}
     for name, model in pipe.dirac.items():
-        out[f"dirac_{name}"] = {k: v for k, v in model.meta.items() if k != "kind"}
+        out[pipe.codec(name).model] = {k: v for k, v in model.meta.items() if k != "kind"}
     return out
 
 

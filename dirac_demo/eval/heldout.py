@@ -14,13 +14,14 @@ from typing import Callable, Iterable, NamedTuple
 import torch
 
 from ..diffusion.schedule import Spacing
-from ..pipeline import Compressed, DiracPipeline
+from ..codecs import CODECS
+from ..pipeline import Compressed, DiracPipeline, Frame
 from ..quality import psnr
 from ..train.data import heldout_images
 from ..swd import SWDResult, swd
 
-# DiracPipeline.trajectory's contract: (base, encoded, steps, **kw) -> (Step, image, seconds) per step
-Trajectory = Callable[..., Iterable[tuple]]
+# DiracPipeline.frames' contract: (header, steps, **kw) -> Frame 0, 1, ..., steps
+Frames = Callable[..., Iterable[Frame]]
 
 
 class SweepRow(NamedTuple):
@@ -34,9 +35,9 @@ class SweepRow(NamedTuple):
 
 def compress_heldout(data: str, codec: str, rate: float) -> tuple[DiracPipeline, list[Compressed]]:
     """The shipped pipeline and the held-out images of the training folder ``data`` through the
-    base codec (JPEG quality factor or neural λ_rate ``rate``), originals included."""
+    base codec at ``rate``, originals included."""
     pipe = DiracPipeline.from_pretrained()
-    return pipe, [pipe.compress(str(f), codec, rate, with_ms_ssim=False) for f in heldout_images(data)]
+    return pipe, [pipe.compress(str(f), codec, rate) for f in heldout_images(data)]
 
 
 def base_stats(comps: list[Compressed]) -> tuple[float, SWDResult]:
@@ -49,8 +50,9 @@ def base_stats(comps: list[Compressed]) -> tuple[float, SWDResult]:
 def add_sweep_arguments(p: argparse.ArgumentParser, threads: int = 2) -> None:
     """The flags every held-out sweep shares: the training folder, the base codec and its rate."""
     p.add_argument("--data", required=True, help="the training folder (its held-out files are used)")
-    p.add_argument("--codec", default="jpeg", choices=["jpeg", "avif", "neural"])
-    p.add_argument("--rate", type=float, default=10.0, help="JPEG QF, AVIF quality or neural λ_rate")
+    p.add_argument("--codec", default=next(iter(CODECS)), choices=list(CODECS))
+    p.add_argument("--rate", type=float, default=10.0,
+                   help="the codec's rate: " + ", ".join(c.rates.label for c in CODECS.values()))
     p.add_argument("--threads", type=int, default=threads)
 
 
@@ -66,20 +68,20 @@ def open_sweep(args: argparse.Namespace) -> tuple[DiracPipeline, list[Compressed
 
 
 def run_steps(pipe: DiracPipeline, comps: list[Compressed], steps: int = 20, keep: tuple[int, ...] = (),
-              trajectory: Trajectory | None = None, **trajectory_kw) -> SweepRow:
-    """Sample every held-out image with ``trajectory`` (default ``pipe.trajectory``, seed 0,
-    thresholding on unless ``threshold=False`` is passed), keyword arguments passed on."""
-    sample = trajectory or pipe.trajectory
+              frames: Frames | None = None, **frames_kw) -> SweepRow:
+    """Sample every held-out image with ``frames`` (default ``pipe.frames``, seed 0, thresholding
+    on unless ``threshold=False`` is passed), keyword arguments passed on."""
+    sample = frames or pipe.frames
     first, last, final = [], [], []
     kept: dict[int, list[torch.Tensor]] = {k: [] for k in keep}
     for c in comps:
-        for k, (_, image, _) in enumerate(sample(c.base, c.encoded, steps, **trajectory_kw)):
-            if k == 0:
-                first.append(psnr(image, c.original))
-            if k + 1 in kept:
-                kept[k + 1].append(image)
-        last.append(psnr(image, c.original))
-        final.append(image)
+        for frame in sample(c, steps, **frames_kw):
+            if frame.k == 1:
+                first.append(psnr(frame.image, c.original))
+            if frame.k in kept:
+                kept[frame.k].append(frame.image)
+        last.append(psnr(frame.image, c.original))
+        final.append(frame.image)
     return SweepRow(sum(first) / len(comps), sum(last) / len(comps), kept, final)
 
 

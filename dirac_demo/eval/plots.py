@@ -17,10 +17,14 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from ..codecs import CODECS  # noqa: E402
 from ..pipeline import NUM_RESPACED  # noqa: E402
+from ..same_bytes import CODECS as BASELINES  # noqa: E402
 
-CODEC_LABEL = {"jpeg": "JPEG", "neural": "Neural", "webp": "WebP", "avif": "AVIF"}   # in table order
-CODEC_COLOR = {"jpeg": "tab:blue", "neural": "tab:red", "webp": "tab:gray", "avif": "tab:purple"}
+# every base codec of the table, then the same-bytes baselines that are no base codec, in table order
+CODEC_LABEL = {**{n: c.plot_label or c.label for n, c in CODECS.items()},
+               **{n: label for n, (label, _) in BASELINES.items() if n not in CODECS}}
+CODEC_COLOR = {**{n: c.color for n, c in CODECS.items()}, **{n: "tab:gray" for n in BASELINES if n not in CODECS}}
 VARIANT_STYLE = {"main": "-", "full_steps": "--", "no_threshold": ":", "refined": "-.", "paper_spacing": (0, (1, 3))}
 
 
@@ -157,7 +161,7 @@ def render_all(docs: list[dict], outdir: str | Path) -> list[Path]:
                          max(floors) if floors else None),
                rate_plot(docs, "lpips", "LPIPS (AlexNet)", out / "rate_lpips.png"),
                rate_plot(docs, "fid", "FID/256", out / "rate_fid.png")]
-    for codec in ("jpeg", "neural"):
+    for codec in CODECS:
         written.append(traversal_plot(docs, codec, out / f"traversal_{codec}.png"))
     return [p for p in written if p is not None]
 

@@ -18,8 +18,9 @@ import torch
 import torch.nn.functional as F
 
 from ..codecs.neural import CodecConfig, NeuralCodec, sample_lmbda
-from .common import (FiniteGuard, Process, Progress, Run, add_lr_arguments, add_run_arguments, crop_samplers,
-                     crop_stream, hardware, load_checkpoint, mse_psnr, new_adam, rank_seed, resume, start_process,
+from ..machine import hardware
+from .runner import (FiniteGuard, Process, Progress, Run, add_lr_arguments, add_run_arguments, crop_samplers,
+                     crop_stream, load_checkpoint, mse_psnr, new_adam, rank_seed, resume, start_process,
                      unwrap, use_bf16)
 from .data import to_tensor
 

@@ -15,9 +15,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..codecs.jpeg import ijg_scale
+from ..codecs.avif import AvifCodec
+from ..codecs.jpeg import JpegCodec, ijg_scale
+from ..diffusion.file_condition import jpeg_condition
 from ..errors import InputError
-from ..images import load_image
+from ..images import read_rgb_within
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm"}
 
@@ -51,7 +53,7 @@ class CropSampler:
         for path in list_images(folder):
             if (exclude and path in exclude) or (include is not None and path not in include):
                 continue
-            img = load_image(path, max_pixels=1 << 62)
+            img = read_rgb_within(path, max_pixels=1 << 62)
             if min(img.size) * min_scale >= crop:
                 self.images.append(np.asarray(img))
         if not self.images:
@@ -108,15 +110,26 @@ def jpeg_bytes(img: Image.Image, quality: int, writer: str = "pillow",
     return buf.getvalue()
 
 
+def jpeg_files(batch: np.ndarray, qualities, writers: list[str] | None = None,
+               rng: np.random.Generator | None = None) -> list[bytes]:
+    """Each uint8 crop as a JPEG file at its quality factor, written by its writer (default Pillow's)."""
+    return [jpeg_bytes(Image.fromarray(img), int(q), writers[i] if writers else "pillow", rng)
+            for i, (img, q) in enumerate(zip(batch, qualities))]
+
+
+def decode_jpegs(files: list[bytes], like: np.ndarray) -> np.ndarray:
+    """JPEG files decoded by Pillow to RGB, into an array shaped and typed like the crops ``like``."""
+    out = np.empty_like(like)
+    for i, data in enumerate(files):
+        out[i] = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    return out
+
+
 def jpeg_roundtrip(batch: np.ndarray, qualities: np.ndarray, writers: list[str] | None = None,
                    rng: np.random.Generator | None = None) -> np.ndarray:
     """JPEG-compress each uint8 crop at its quality factor (with its writer, default Pillow's) and
     decode it (Pillow)."""
-    out = np.empty_like(batch)
-    for i, (img, q) in enumerate(zip(batch, qualities)):
-        data = jpeg_bytes(Image.fromarray(img), int(q), writers[i] if writers else "pillow", rng)
-        out[i] = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
-    return out
+    return decode_jpegs(jpeg_files(batch, qualities, writers, rng), batch)
 
 
 def sample_jpeg_quality(rng: np.random.Generator, n: int, qmin: int, qmax: int) -> np.ndarray:
@@ -126,21 +139,28 @@ def sample_jpeg_quality(rng: np.random.Generator, n: int, qmin: int, qmax: int) 
 
 
 class JpegPairs:
-    """Picklable batch transform for worker processes: uint8 crops -> (x, JPEG(x)) in [0, 1].
+    """Picklable batch transform for worker processes: uint8 crops -> (x, JPEG(x)) in [0, 1], and
+    with ``condition`` the (n, k) file-conditioning vectors of the crops' JPEG files as a third item.
 
     ``writers``: the JPEG writers drawn from uniformly per crop (default: Pillow's alone).
     """
 
-    def __init__(self, qmin: int, qmax: int, writers: tuple[str, ...] = ("pillow",)) -> None:
+    codec = JpegCodec.name     # the base codec whose receiver's x̃ these pairs are
+
+    def __init__(self, qmin: int, qmax: int, writers: tuple[str, ...] = ("pillow",), condition: bool = False) -> None:
         unknown = set(writers) - set(JPEG_WRITERS)
         if unknown:
             raise ValueError(f"unknown JPEG writers {sorted(unknown)}; choose from {JPEG_WRITERS}")
-        self.qmin, self.qmax, self.writers = qmin, qmax, tuple(writers)
+        self.qmin, self.qmax, self.writers, self.condition = qmin, qmax, tuple(writers), condition
 
-    def __call__(self, batch: np.ndarray, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, batch: np.ndarray, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
         q = sample_jpeg_quality(rng, len(batch), self.qmin, self.qmax)
         writers = None if self.writers == ("pillow",) else list(rng.choice(self.writers, len(batch)))
-        return to_tensor(batch), to_tensor(jpeg_roundtrip(batch, q, writers, rng))
+        files = jpeg_files(batch, q, writers, rng)
+        pair = (to_tensor(batch), to_tensor(decode_jpegs(files, batch)))
+        if not self.condition:
+            return pair
+        return (*pair, torch.stack([jpeg_condition(data) for data in files]))
 
 
 def avif_roundtrip(batch: np.ndarray, qualities: np.ndarray) -> np.ndarray:
@@ -155,6 +175,8 @@ def avif_roundtrip(batch: np.ndarray, qualities: np.ndarray) -> np.ndarray:
 class AvifPairs:
     """Picklable batch transform: uint8 crops -> (x, AVIF(x)) in [0, 1], the quality drawn
     uniformly from ``qmin..qmax`` per crop."""
+
+    codec = AvifCodec.name
 
     def __init__(self, qmin: int, qmax: int) -> None:
         if not 0 <= qmin <= qmax <= 100:
@@ -191,3 +213,6 @@ def batch_stream(sampler: CropSampler, n: int, workers: int, seed: int, transfor
         _BatchStream(sampler, n, seed, transform), batch_size=None, num_workers=workers,
         pin_memory=pin, prefetch_factor=4, persistent_workers=True)
     return iter(loader)
+
+
+PAIRS = {cls.codec: cls for cls in (JpegPairs, AvifPairs)}   # the pair makers of codecs with plain files

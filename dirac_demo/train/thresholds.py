@@ -23,7 +23,8 @@ import torch
 
 from .. import __version__
 from ..codecs.neural import sample_lmbda
-from ..weights import load_codec
+from ..codecs import CODECS, BaseCodec
+from ..weights import ASSETS, load_codec
 from . import data
 from .data import CropSampler, heldout_images, to_tensor
 
@@ -78,25 +79,26 @@ def read_table(path: str | os.PathLike) -> dict[float, float]:
     return {float(k): float(v) for k, v in json.loads(Path(path).read_text()).items() if k != VERSION_KEY}
 
 
-def jpeg_threshold_table(crops: torch.Tensor, qualities: list[int] | None = None,
-                         coverage: float = 0.95) -> dict[float, float]:
-    """{quality factor: θ} for JPEG, every QF in 1..100 unless ``qualities`` is given."""
-    rates = [float(q) for q in (qualities or range(1, 101))]
-    return coverage_table(jpeg_roundtrip, crops, rates, coverage)
+def codec_roundtrip(codec: BaseCodec) -> Reconstruct:
+    """The receiver's x̃ of a batch through ``codec`` at one rate (its own compress and decompress)."""
+    def reconstruct(x: torch.Tensor, rate: float) -> torch.Tensor:
+        return torch.cat([codec.decompress(codec.compress(xi[None], rate))["x_hat"] for xi in x])
+    return reconstruct
 
 
-def avif_threshold_table(crops: torch.Tensor, qualities: list[int] | None = None,
-                         coverage: float = 0.95) -> dict[float, float]:
-    """{quality: θ} for AVIF, every quality in 0..100 unless ``qualities`` is given."""
-    rates = [float(q) for q in (qualities or range(0, 101))]
-    return coverage_table(avif_roundtrip, crops, rates, coverage)
+def quality_threshold_table(codec: BaseCodec, crops: torch.Tensor, qualities: list[int] | None = None,
+                            coverage: float = 0.95) -> dict[float, float]:
+    """{quality: θ} for a codec with integer qualities, every one of its range unless ``qualities`` is given."""
+    r = codec.rates
+    rates = [float(q) for q in (qualities or range(int(r.low), int(r.high) + 1))]
+    return coverage_table(codec_roundtrip(codec), crops, rates, coverage)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m dirac_demo.train.thresholds", description=__doc__)
     p.add_argument("--data", required=True, help="training images (never Kodak); the held-out files are left out")
-    p.add_argument("--base", choices=["neural", "jpeg", "avif"], default="neural", help="the base codec of the table")
-    p.add_argument("--codec", default="assets/codec", help="neural codec weights prefix")
+    p.add_argument("--base", choices=list(CODECS), required=True, help="the base codec of the table")
+    p.add_argument("--codec", default=None, help="the base codec's own weights (prefix; default assets/<its weights>)")
     p.add_argument("--out", required=True, help="output JSON")
     p.add_argument("--crops", type=int, default=64)
     p.add_argument("--crop", type=int, default=256)
@@ -109,11 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     crops = to_tensor(CropSampler(args.data, args.crop, seed=args.seed,
                                   exclude=set(heldout_images(args.data))).batch(args.crops))
     with torch.no_grad():
-        if args.base in ("jpeg", "avif"):
-            make = jpeg_threshold_table if args.base == "jpeg" else avif_threshold_table
-            table, name = make(crops, coverage=args.coverage), "quality"
+        codec = CODECS[args.base]
+        if codec.rates.integer:
+            table, name = quality_threshold_table(codec, crops, coverage=args.coverage), codec.rates.flag
         else:
-            table, name = threshold_table(load_codec(args.codec), crops, args.num, args.coverage), "lambda"
+            net = load_codec(args.codec or str(ASSETS / codec.weights))
+            table, name = threshold_table(net, crops, args.num, args.coverage), codec.rates.flag
     with open(args.out, "w") as fh:
         json.dump({VERSION_KEY: __version__, **table_json(table)}, fh, indent=2)
     for k, v in table.items():

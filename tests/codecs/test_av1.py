@@ -27,7 +27,7 @@ def pillow_avif(img: Image.Image, quality: int, **options) -> bytes:
 # Our encoder: the table and the round trip
 
 def test_table_covers_every_quality_once_and_is_monotone():
-    table = av1.quality_table()
+    table = avif.quality_table()
     qualities = [q for group in table.values() for q in group]
     assert sorted(qualities) == list(avif.QUALITIES)
     assert len(table) == 64                                 # libaom's quantiser levels
@@ -43,31 +43,31 @@ def test_round_trip_names_the_same_quantizer(natural):
     files = {q: avif.encode(natural, q) for q in avif.QUALITIES}
     for q, data in files.items():
         q_idx = av1.base_q_idx(data)
-        estimate, exact = av1.estimate_quality(data)
-        group = av1.quality_table()[q_idx]
+        estimate, exact = avif.estimate_quality(data)
+        group = avif.quality_table()[q_idx]
         assert exact and q in group                         # the table holds for this image too
         assert av1.base_q_idx(files[estimate]) == q_idx
         assert abs(estimate - q) <= group[-1] - group[0]
 
 
 def test_quality_of_middle_nearest_and_range():
-    table = av1.quality_table()
+    table = avif.quality_table()
     for q_idx, group in table.items():
-        assert av1.quality_of(q_idx) == (group[(len(group) - 1) // 2], True)
-    assert av1.quality_of(1) == (100, False)                # nearest level is 0
-    assert av1.quality_of(2) == (100, False)                # a tie between 0 and 4: the finer
-    assert av1.quality_of(3) == (table[4][0], False)
+        assert avif.quality_of(q_idx) == (group[(len(group) - 1) // 2], True)
+    assert avif.quality_of(1) == (100, False)                # nearest level is 0
+    assert avif.quality_of(2) == (100, False)                # a tie between 0 and 4: the finer
+    assert avif.quality_of(3) == (table[4][0], False)
     for bad in (-1, 256):
         with pytest.raises(InputError):
-            av1.quality_of(bad)
+            avif.quality_of(bad)
 
 
 def test_table_is_built_once(natural):
-    av1.quality_table()
-    before = av1.quality_table.cache_info()
-    av1.estimate_quality(avif.encode(natural, 40))
-    av1.quality_of(100)
-    after = av1.quality_table.cache_info()
+    avif.quality_table()
+    before = avif.quality_table.cache_info()
+    avif.estimate_quality(avif.encode(natural, 40))
+    avif.quality_of(100)
+    after = avif.quality_table.cache_info()
     assert after.currsize == 1 and after.misses == before.misses
     assert after.hits == before.hits + 2
 
@@ -136,7 +136,7 @@ def test_screen_content_tools():
     for q in (20, 50, 90):
         header = av1.primary_frame_header(avif.encode(img, q))
         assert header.screen_content_tools
-        assert header.base_q_idx == av1.base_q_idx(avif.encode(av1._table_image(), q))
+        assert header.base_q_idx == av1.base_q_idx(avif.encode(avif._table_image(), q))
 
 
 def test_image_sequence_first_frame(natural):
@@ -149,7 +149,7 @@ def test_image_sequence_first_frame(natural):
     assert headers[0].base_q_idx >= headers[50].base_q_idx >= headers[100].base_q_idx == 0
     seq = next(whole[head:] for kind, head, whole in obus(item_of(files[50])) if kind == av1.OBU_SEQUENCE_HEADER)
     assert not av1.sequence_header(seq).reduced_still_picture_header
-    assert av1.estimate_quality(files[50])[0] >= 50         # the key frame is coded finer
+    assert avif.estimate_quality(files[50])[0] >= 50         # the key frame is coded finer
 
 
 # Layouts Pillow does not write: an AVIF container built here around an encoded image's OBUs
@@ -238,7 +238,7 @@ def container(item: bytes, config: bytes = b"", iloc_version: int = 0, method: i
 
 @pytest.fixture(scope="module")
 def small() -> bytes:
-    return avif.encode(av1._table_image(), 50)
+    return avif.encode(avif._table_image(), 50)
 
 
 LAYOUTS = {
@@ -307,7 +307,7 @@ def test_foreign_and_random_bytes(natural):
         with pytest.raises(BitstreamError):
             av1.base_q_idx(data)
         with pytest.raises(BitstreamError):
-            av1.estimate_quality(data)
+            avif.estimate_quality(data)
 
 
 def test_flipped_bits_give_a_q_idx_or_bitstream_error(small):

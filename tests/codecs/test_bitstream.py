@@ -5,7 +5,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dirac_demo.codecs.bitstream import Encoded, pack, parse
+from dirac_demo.codecs import Encoded, pack, parse
 from dirac_demo.errors import BitstreamError, DiracError
 
 JPEG = Encoded(codec="jpeg", width=96, height=72, chunks=[b"\xff\xd8payload\xff\xd9"], quality=10)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dirac_demo.codecs import bitstream
+from dirac_demo import codecs
 from dirac_demo.codecs.jpeg import JpegCodec, estimate_quality, ijg_tables
 from dirac_demo.errors import BitstreamError, InputError
 from dirac_demo.images import pil_to_tensor
@@ -20,7 +20,7 @@ def test_jpeg_matches_pillow(photo):
         buf = io.BytesIO()
         photo.save(buf, format="JPEG", quality=q)
         assert enc.chunks[0] == buf.getvalue()
-        dec = JpegCodec().decompress(bitstream.parse(bitstream.pack(enc)))
+        dec = JpegCodec().decompress(codecs.parse(codecs.pack(enc)))["x_hat"]
         ref = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"), dtype=np.float32) / 255
         assert np.array_equal(dec[0].permute(1, 2, 0).numpy(), ref)
 

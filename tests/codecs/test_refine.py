@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from dirac_demo.codecs import bitstream
+from dirac_demo import codecs
 from dirac_demo.errors import InputError
 from dirac_demo.images import pil_to_tensor
 from dirac_demo.codecs.refine import refine_latents, sga_round
@@ -44,8 +44,8 @@ def kodim_crop():
 
 def _coded_cost(codec, x, lmbda, refine):
     enc = codec.compress(x, lmbda, refine=refine)
-    data = bitstream.pack(enc)
-    x_hat = codec.decompress(bitstream.parse(data))   # the ordinary decoder reads it
+    data = codecs.pack(enc)
+    x_hat = codec.decompress(codecs.parse(data))["x_hat"]   # the ordinary decoder reads it
     mse = torch.mean((x_hat - x) ** 2).item()
     bpp = sum(len(c) for c in enc.chunks) * 8 / (x.shape[-1] * x.shape[-2])
     return mse + lmbda * bpp, mse, bpp, data
@@ -63,7 +63,7 @@ def test_refinement_lowers_the_real_rd_cost(shipped_codec, kodim_crop, lmbda):
 
 
 def test_zero_iterations_is_the_plain_encoder(shipped_codec, kodim_crop):
-    assert _coded_cost(shipped_codec, kodim_crop, 0.0016, 0)[3] == bitstream.pack(
+    assert _coded_cost(shipped_codec, kodim_crop, 0.0016, 0)[3] == codecs.pack(
         shipped_codec.compress(kodim_crop, 0.0016))
     y, z = refine_latents(shipped_codec, kodim_crop, 0.0016, 0)
     assert y.shape[1] == shipped_codec.config.M and z.shape[1] == shipped_codec.config.N
@@ -77,7 +77,7 @@ def test_refinement_leaves_the_codec_untouched(shipped_codec, kodim_crop):
 
 
 def test_refine_argument_checks(pipe, photo, shipped_codec, kodim_crop):
-    with pytest.raises(InputError, match="neural codec only"):
+    with pytest.raises(InputError, match="learned codec; JPEG has no latents"):
         pipe.compress(photo, "jpeg", 10, refine=5)
     with pytest.raises(InputError, match="0..1000"):
         shipped_codec.compress(kodim_crop, 0.0016, refine=-1)

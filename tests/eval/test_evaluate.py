@@ -5,14 +5,13 @@ import pytest
 import torch
 from PIL import Image
 
-from dirac_demo import __version__
+from dirac_demo import RunSettings, __version__
 from dirac_demo.eval import benchmark, metrics, plots, report
 from dirac_demo.eval.evaluate import list_images, main, report_steps
 from dirac_demo.images import from_signed, to_signed
 from dirac_demo.images import pil_to_tensor
-from dirac_demo.pipeline import StepResult
 from dirac_demo.quality import bits_per_pixel
-from dirac_demo.references import encode_avif, roundtrip
+from dirac_demo.same_bytes import encode_avif, roundtrip
 from dirac_demo.diffusion.sampler import update_angle
 from dirac_demo.weights import export_codec, export_dirac
 
@@ -42,19 +41,18 @@ def _run(tmp_path, name, *args):
 
 @pytest.mark.parametrize("codec,rate,threshold", [("jpeg", 10, True), ("neural", 0.004, True),
                                                   ("neural", 0.004, False)])
-def test_trajectory_matches_the_pipeline(pipe, photo, codec, rate, threshold):
+def test_frames_carry_the_samplers_steps(pipe, photo, codec, rate, threshold):
     comp = pipe.compress(photo, codec, rate)
-    ref = [e.image for e in pipe.enhance(comp.base, comp.encoded, 4, seed=3, threshold=threshold)
-           if isinstance(e, StepResult)]
-    got = list(pipe.trajectory(comp.base, comp.encoded, 4, seed=3, threshold=threshold))
-    assert len(got) == 4 and all(torch.equal(a, img) for a, (_, img, _) in zip(ref, got))
+    run = [e for e in pipe.run(photo, RunSettings(codec=codec, rate=rate, steps=4, seed=3, threshold=threshold))]
+    got = list(pipe.frames(comp, 4, seed=3, threshold=threshold))[1:]
+    assert len(got) == 4 and all(torch.equal(a.image, b.image) for a, b in zip(run[2:], got))
     # each image is x̃ + r̂0(t_k), with r̂0 inside the clipping bound
     clip = pipe.clip_for(comp.encoded, threshold)
-    for step, img, _ in got:
-        assert step.r0_hat.abs().max().item() <= clip + 1e-6
-        assert torch.allclose(img, from_signed(to_signed(comp.base) + step.r0_hat).clamp(0, 1))
-    assert [s.t for s, _, _ in got] == [30, 20, 10, 0] and all(sec > 0 for _, _, sec in got)
-    assert 0.0 <= update_angle(got[0][0], got[1][0]) <= 180.0
+    for f in got:
+        assert f.step.r0_hat.abs().max().item() <= clip + 1e-6
+        assert torch.allclose(f.image, from_signed(to_signed(comp.base) + f.step.r0_hat).clamp(0, 1))
+    assert [f.t for f in got] == [30, 20, 10, 0] and all(f.seconds > 0 for f in got)
+    assert 0.0 <= update_angle(got[0].step, got[1].step) <= 180.0
 
 
 def test_report_steps():
@@ -170,12 +168,12 @@ def test_evaluate_avif_beside_webp(data, tmp_path):
     assert pts[1]["bpp"] - pts[1]["bpp_payload"] == pytest.approx(
         np.mean([bits_per_pixel(header, im.width, im.height) for im in images]))
     assert all(a["bpp"] < b["bpp"] and a["base"]["psnr"] < b["base"]["psnr"] for a, b in zip(pts, pts[1:]))
-    # listed first, AVIF still comes after WebP in the tables and the curves
-    text = report.render([avif, webp])
+    # listed last, AVIF (a base codec of the table) still comes before the WebP baseline
+    text = report.render([webp, avif])
     claim1 = text.split("### Claim 1")[1].split("###")[0]
-    assert claim1.index("| WebP | quality 5 |") < claim1.index("| AVIF | quality 10 |")
+    assert claim1.index("| AVIF | quality 10 |") < claim1.index("| WebP | quality 5 |")
     assert "| AVIF | WebP |" in text.split("### BD-rate")[1]
-    assert list(plots.curves([avif, webp], "swd")) == [("webp", "base"), ("avif", "base")]
+    assert list(plots.curves([webp, avif], "swd")) == [("avif", "base"), ("webp", "base")]
     assert "rate_perception.png" in {f.name for f in plots.render_all([avif, webp], tmp_path / "figs")}
 
 

@@ -14,21 +14,15 @@ import torch
 from PIL import Image
 
 from dirac_demo import __version__
+from dirac_demo.codecs import CODECS
 from dirac_demo.train import export, thresholds, codec as train_codec, dirac as train_dirac
 from dirac_demo.weights import load_codec, load_dirac
-
-TINY = ["--channels", "8,16", "--blocks", "1,1"]
+from training_data import TINY, gradient_images
 
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    rng = np.random.default_rng(0)
-    for i in range(6):
-        yy, xx = np.mgrid[0:160, 0:200]
-        img = np.stack([xx * (1 + i), yy * 1.5, (xx + yy) * 0.7], -1) % 255 + rng.normal(0, 8, (160, 200, 3))
-        Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(root / f"img{i}.png")
-    return root
+    return gradient_images(tmp_path_factory.mktemp("data"), 160, 200)
 
 
 def _rows(path: Path) -> list[dict]:
@@ -109,7 +103,7 @@ def test_validate_measures_gain_and_realism():
 def test_log_written_by_an_older_version_is_upgraded(tmp_path):
     """Resuming a run whose log.csv has other columns rewrites it under the new header, keeping
     old values under their own names, so new rows never land under the wrong column."""
-    from dirac_demo.train.common import CsvLog
+    from dirac_demo.train.runner import CsvLog
     path = tmp_path / "log.csv"
     path.write_text("step,loss,val_gain_db,lr,old_col\n1,0.5,1.0,1e-4,x\n2,0.4,,1e-4,y\n3,0.3,,1e-4,z\n")
     log = CsvLog(path, ["step", "loss", "val_gain_db", "val_swd_ratio", "lr"], resume_step=2)
@@ -136,7 +130,7 @@ def test_train_codec_then_neural_dirac_and_thresholds(data_dir, tmp_path):
     codec = load_codec(tmp_path / "codec")
     assert codec.meta["dirac_demo_version"] == __version__ and codec.meta["training"]["steps"] == 3
     table_path = tmp_path / "th.json"
-    assert thresholds.main(["--data", str(data_dir), "--codec", str(tmp_path / "codec"), "--out", str(table_path),
+    assert thresholds.main(["--data", str(data_dir), "--base", "neural", "--codec", str(tmp_path / "codec"), "--out", str(table_path),
                             "--crops", "4", "--crop", "64", "--num", "5"]) == 0
     assert json.loads(table_path.read_text())["dirac_demo_version"] == __version__
     table = thresholds.read_table(table_path)
@@ -175,7 +169,7 @@ def test_jpeg_threshold_table_by_quality_factor(data_dir, tmp_path):
     assert sorted(table) == [float(q) for q in range(1, 101)]
     assert table[5.0] > table[50.0] > table[95.0] > 0          # residuals shrink as the quality rises
     crops = torch.rand(3, 3, 64, 64)
-    for q, theta in thresholds.jpeg_threshold_table(crops, [10, 40]).items():
+    for q, theta in thresholds.quality_threshold_table(CODECS["jpeg"], crops, [10, 40]).items():
         r = ((crops - thresholds.jpeg_roundtrip(crops, q)) * 2).abs()
         assert (r <= theta).float().mean().item() == pytest.approx(0.95, abs=0.01)
     with pytest.raises(SystemExit):
@@ -190,7 +184,7 @@ def test_jpeg_roundtrip_is_the_receivers_jpeg():
     crops = np.random.default_rng(0).integers(0, 256, (3, 24, 40, 3), dtype=np.uint8)
     jpeg = JpegCodec()
     for q in (5, 50):
-        receiver = torch.cat([jpeg.decompress(jpeg.compress(x[None], q)) for x in to_tensor(crops)])
+        receiver = torch.cat([jpeg.decompress(jpeg.compress(x[None], q))["x_hat"] for x in to_tensor(crops)])
         assert torch.equal(to_tensor(jpeg_roundtrip(crops, [q] * 3)), receiver)
         assert torch.equal(thresholds.jpeg_roundtrip(to_tensor(crops), q), receiver)
     mixed = jpeg_roundtrip(crops, [5, 50, 95])
@@ -204,14 +198,14 @@ def test_avif_pairs_and_table_are_the_receivers_avif(data_dir, tmp_path):
     from dirac_demo.train.data import AvifPairs, avif_roundtrip, to_tensor
     crops = np.random.default_rng(0).integers(0, 256, (2, 32, 48, 3), dtype=np.uint8)
     codec = AvifCodec()
-    receiver = torch.cat([codec.decompress(codec.compress(x[None], 30)) for x in to_tensor(crops)])
+    receiver = torch.cat([codec.decompress(codec.compress(x[None], 30))["x_hat"] for x in to_tensor(crops)])
     assert torch.equal(to_tensor(avif_roundtrip(crops, [30, 30])), receiver)
     assert torch.equal(thresholds.avif_roundtrip(to_tensor(crops), 30), receiver)
     x, xb = AvifPairs(10, 80)(crops, np.random.default_rng(1))
     assert x.shape == xb.shape == (2, 3, 32, 48) and not torch.equal(x, xb)
     with pytest.raises(ValueError):
         AvifPairs(50, 101)
-    table = thresholds.avif_threshold_table(to_tensor(crops), [10, 90])
+    table = thresholds.quality_threshold_table(CODECS["avif"], to_tensor(crops), [10, 90])
     assert table[10.0] > table[90.0] > 0
     out = tmp_path / "run"
     assert train_dirac.main(["--data", str(data_dir), "--out", str(out), "--base", "avif", "--qf-min", "20",
@@ -231,8 +225,8 @@ def test_jpeg_writers_write_what_a_receiver_reads_as_such():
     seen = {}
     for writer in JPEG_WRITERS:
         enc = read(jpeg_bytes(img, 30, writer, rng))
-        facts = enc.extra["jpeg_file"]
-        seen[writer] = (facts["subsampling"], facts["quality_exact"], enc.quality == 30)
+        facts = enc.file
+        seen[writer] = (facts.subsampling, facts.quality_read == "exact", enc.quality == 30)
     assert seen == {"pillow": ("4:2:0", True, True), "444": ("4:4:4", True, True), "422": ("4:2:2", True, True),
                     "mozjpeg-tables": ("4:2:0", False, False), "double": ("4:2:0", True, True)}
     with pytest.raises(ValueError):
@@ -250,7 +244,7 @@ def test_threshold_files_with_and_without_the_version_read_alike(tmp_path):
 
 
 def test_mse_psnr_and_estimated_bpp_closed_forms():
-    from dirac_demo.train.common import mse_psnr
+    from dirac_demo.train.runner import mse_psnr
     assert mse_psnr(0.01) == pytest.approx(20.0) and mse_psnr(torch.tensor(1e-4)) == pytest.approx(40.0)
     assert mse_psnr(0.0) == float("inf")
     x = torch.zeros(2, 3, 16, 32)                     # likelihood 1/2 per symbol: one bit each
@@ -315,7 +309,7 @@ def test_init_from_exported_weights_continues_the_count(data_dir, tmp_path):
 def test_csv_log_resume_moves_rows_past_the_checkpoint_aside(tmp_path):
     """A run killed between saves resumes from its last checkpoint; its log must not keep
     (and later duplicate) the steps whose weights were lost."""
-    from dirac_demo.train.common import CsvLog
+    from dirac_demo.train.runner import CsvLog
 
     path = tmp_path / "log.csv"
     log = CsvLog(path, ["step", "loss"])
@@ -345,7 +339,7 @@ def test_worker_processes_feed_both_trainers(data_dir, tmp_path):
 
 
 def test_linear_decay_reaches_the_end_value_and_stays():
-    from dirac_demo.train.common import LinearDecay
+    from dirac_demo.train.runner import LinearDecay
 
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     decay = LinearDecay(opt, start_step=10, total=20, end=0.5)
@@ -359,7 +353,7 @@ def test_linear_decay_reaches_the_end_value_and_stays():
 
 
 def test_warmup_ramps_a_fresh_optimiser_onto_the_decay_line():
-    from dirac_demo.train.common import LinearDecay
+    from dirac_demo.train.runner import LinearDecay
 
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     decay = LinearDecay(opt, start_step=10, total=20, end=0.0, warmup=4)
@@ -394,7 +388,7 @@ def test_warmup_applies_to_a_fresh_start_not_a_resumed_run_in_both_trainers(tmp_
 
 
 def test_finite_guard_skips_bad_steps_then_stops():
-    from dirac_demo.train.common import FiniteGuard
+    from dirac_demo.train.runner import FiniteGuard
 
     guard = FiniteGuard(patience=3)
     assert guard.ok(torch.tensor(1.0), 0)
@@ -408,7 +402,7 @@ def test_finite_guard_skips_bad_steps_then_stops():
 
 
 def test_hardware_segments_merge_and_reach_the_exported_facts(data_dir, tmp_path):
-    from dirac_demo.train.common import extend_segments, prior_segments
+    from dirac_demo.train.runner import extend_segments, prior_segments
 
     legacy = prior_segments({"steps": 100, "wall_hours": 2.0, "hardware": "old CPU"})
     assert legacy == [{"hardware": "old CPU", "from_step": 1, "to_step": 100, "hours": 2.0}]
@@ -468,10 +462,10 @@ def _train_part(data_dir, tmp_path, part: str, *args: str):
 def test_encoder_only_training_keeps_the_decoder_and_its_files(data_dir, tmp_path):
     """--train encoder moves g_a, h_a and the scale law only: the decoder side stays bit-identical,
     so the weights id (a fingerprint of the decoder) is kept and files made before still decode."""
-    from dirac_demo.codecs import bitstream
+    from dirac_demo import codecs
     old, new, ck = _train_part(data_dir, tmp_path, "encoder")
     x = torch.rand(1, 3, 64, 64)
-    old_file = bitstream.parse(bitstream.pack(old.compress(x, 0.0016)))
+    old_file = codecs.parse(codecs.pack(old.compress(x, 0.0016)))
     assert ck["meta"]["segments"][-1]["hardware"].endswith("encoder only")
     encoder = old.encoder_parameter_names()
     assert {n.split(".")[0] for n in encoder} == {"g_a", "h_a", "log_alpha", "beta"}
@@ -479,16 +473,16 @@ def test_encoder_only_training_keeps_the_decoder_and_its_files(data_dir, tmp_pat
     assert all(torch.equal(old_p[n], new_p[n]) for n in old_p if n not in encoder)     # decoder untouched
     assert any(not torch.equal(old_p[n], new_p[n]) for n in encoder)                  # encoder trained
     assert new.weights_id() == old.weights_id()
-    assert torch.equal(new.decompress(old_file), old.decompress(old_file))            # old files decode
+    assert torch.equal(new.decompress(old_file)["x_hat"], old.decompress(old_file)["x_hat"])            # old files decode
     enc = new.compress(x, 0.0016)
     assert (enc.scale_q, enc.chunks) != (old_file.scale_q, old_file.chunks)             # a new encoder's file
-    assert enc.weights_id == old_file.weights_id and old.decompress(enc).shape == x.shape  # the old decoder reads it
+    assert enc.weights_id == old_file.weights_id and old.decompress(enc)["x_hat"].shape == x.shape  # the old decoder reads it
 
 
 def test_post_filter_training_adds_a_filter_and_keeps_the_bitstreams(data_dir, tmp_path):
     """--train post gives an --init codec a post-filter and trains only it: the files stay
     byte-identical, the decoder's output changes, and the new weights id rejects old files."""
-    from dirac_demo.codecs import bitstream
+    from dirac_demo import codecs
     from dirac_demo.errors import BitstreamError
     old, new, ck = _train_part(data_dir, tmp_path, "post", "--post-channels", "6", "--post-blocks", "1")
     assert old.post is None
@@ -501,9 +495,9 @@ def test_post_filter_training_adds_a_filter_and_keeps_the_bitstreams(data_dir, t
     old_file, new_file = old.compress(x, 0.0016), new.compress(x, 0.0016)
     assert new_file.chunks == old_file.chunks and new_file.weights_id != old_file.weights_id
     base = new.synthesis(*_latents(new, new_file), (70, 50))
-    out = new.decompress(bitstream.parse(bitstream.pack(new_file)))
+    out = new.decompress(codecs.parse(codecs.pack(new_file)))["x_hat"]
     assert out.shape == x.shape and 0 <= out.min() and out.max() <= 1
-    assert not torch.equal(out, old.decompress(old_file))                              # the filter acts
+    assert not torch.equal(out, old.decompress(old_file)["x_hat"])                              # the filter acts
     assert torch.allclose(out, base.clamp(0, 1), atol=1e-6)
     assert torch.allclose(new.reconstruct(x, 0.0016), out, atol=1e-5)
     with pytest.raises(BitstreamError, match="other neural-codec weights"):
@@ -512,7 +506,7 @@ def test_post_filter_training_adds_a_filter_and_keeps_the_bitstreams(data_dir, t
 
 def _latents(codec, enc):
     """(ŷ, s, λ) of a neural file, decoded the way decompress does, for checking its last stage."""
-    from dirac_demo.codecs.bitstream import SCALE_STEP
+    from dirac_demo.codecs.neural import SCALE_STEP
     shape = (-(-enc.height // 64), -(-enc.width // 64))
     z_hat = codec.entropy_bottleneck.decompress([enc.chunks[1]], shape)
     scales, means = codec.hyper_synthesis(z_hat)

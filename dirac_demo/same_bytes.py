@@ -1,6 +1,6 @@
 """What a visitor would use instead at the same bytes: WebP and AVIF files no larger than a budget.
 
-:func:`references` encodes an original with each standard codec at the largest quality whose file
+:func:`same_bytes` encodes an original with each standard codec at the largest quality whose file
 is not larger than ``nbytes`` (the base codec's file size), found by bisection over Pillow's
 quality 0..100 (:func:`largest_fitting`). Each codec's settings live in one encoder function
 (:func:`encode_webp`, :func:`encode_avif`); :func:`roundtrip` is also the evaluation's WebP and
@@ -78,7 +78,7 @@ def largest_fitting(size: Callable[[int], int], budget: int, lo: int = 0, hi: in
 
 
 @dataclass(frozen=True)
-class Reference:
+class SameBytesFile:
     """A standard codec's file at the largest quality that fits a byte budget, or why none does."""
 
     codec: str                          # "webp" | "avif"
@@ -95,7 +95,7 @@ class Reference:
         return len(self.data)
 
 
-def fit_budget(img: Image.Image, nbytes: int, codec: str) -> Reference:
+def fit_budget(img: Image.Image, nbytes: int, codec: str) -> SameBytesFile:
     """``codec``'s file of ``img`` at the largest quality whose file has at most ``nbytes`` bytes."""
     name, encode = CODECS[codec]
     files: dict[int, bytes] = {}
@@ -106,14 +106,14 @@ def fit_budget(img: Image.Image, nbytes: int, codec: str) -> Reference:
 
     q = largest_fitting(size, nbytes, QUALITIES.start, QUALITIES.stop - 1)
     if q is None:
-        return Reference(codec, name, nbytes, reason=f"{name} at its lowest quality is {len(files[0]):,} bytes, "
+        return SameBytesFile(codec, name, nbytes, reason=f"{name} at its lowest quality is {len(files[0]):,} bytes, "
                                                      f"over the budget of {nbytes:,} bytes.")
     data = files[q]
     assert len(data) <= nbytes, (codec, q, len(data), nbytes)
-    return Reference(codec, name, nbytes, q, data, decode(data))
+    return SameBytesFile(codec, name, nbytes, q, data, decode(data))
 
 
-def references(original: torch.Tensor, nbytes: int, codecs: tuple[str, ...] = ("webp", "avif")) -> list[Reference]:
+def same_bytes(original: torch.Tensor, nbytes: int, codecs: tuple[str, ...] = ("webp", "avif")) -> list[SameBytesFile]:
     """WebP and AVIF files of ``original`` ((1, 3, H, W) in [0, 1]) at the largest quality whose file
     is not larger than ``nbytes``, in the order of ``codecs``."""
     if original.dim() != 4 or original.shape[:2] != (1, 3):

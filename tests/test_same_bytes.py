@@ -3,7 +3,7 @@ import torch
 
 from dirac_demo.eval.metrics import psnr
 from dirac_demo.images import pil_to_tensor
-from dirac_demo.references import (CODECS, decode, encode_avif, encode_webp, largest_fitting, references,
+from dirac_demo.same_bytes import (CODECS, decode, encode_avif, encode_webp, largest_fitting, same_bytes,
                                    roundtrip)
 
 
@@ -27,7 +27,7 @@ def test_reference_is_the_largest_quality_within_the_budget(photo, codec):
     x = pil_to_tensor(photo)
     encode = CODECS[codec][1]
     for budget in (len(encode(photo, 20)) + 1, len(encode(photo, 60)), len(encode(photo, 90)) - 1):
-        (ref,) = references(x, budget, (codec,))
+        (ref,) = same_bytes(x, budget, (codec,))
         assert ref.codec == codec and ref.budget == budget and ref.reason is None
         assert ref.nbytes == len(ref.data) <= budget
         assert ref.data == encode(photo, ref.quality)                 # the file of the quality it names
@@ -36,12 +36,12 @@ def test_reference_is_the_largest_quality_within_the_budget(photo, codec):
         assert psnr(ref.image, x) > 20.0
 
 
-def test_references_of_both_codecs_and_budget_extremes(photo):
+def test_same_bytes_of_both_codecs_and_budget_extremes(photo):
     x = pil_to_tensor(photo)
-    webp, avif = references(x, 10**7)
+    webp, avif = same_bytes(x, 10**7)
     assert (webp.name, avif.name) == ("WebP", "AVIF") and webp.quality == avif.quality == 100
     assert webp.data[:4] == b"RIFF" and webp.data[8:12] == b"WEBP" and avif.data[4:12] == b"ftypavif"
-    for ref in references(x, 40):   # far below any file's headers
+    for ref in same_bytes(x, 40):   # far below any file's headers
         assert ref.quality is None and ref.image is None and ref.data == b"" and ref.nbytes == 0
         assert ref.reason == (f"{ref.name} at its lowest quality is {len(CODECS[ref.codec][1](photo, 0)):,} "
                               "bytes, over the budget of 40 bytes.")
@@ -57,6 +57,6 @@ def test_roundtrip_and_bad_arguments(photo):
     with pytest.raises(ValueError):
         encode_webp(photo, 101)
     with pytest.raises(ValueError):
-        references(x[0], 1000)
+        same_bytes(x[0], 1000)
     with pytest.raises(ValueError):
-        references(x, 0)
+        same_bytes(x, 0)

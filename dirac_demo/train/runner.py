@@ -21,6 +21,7 @@ import torch
 import torch.distributed as dist
 
 from .. import __version__
+from ..machine import cpu_has_bf16
 from .data import CropSampler, batch_stream, heldout_images
 
 DEFAULT_LR = 2e-4
@@ -126,7 +127,6 @@ def load_checkpoint(path: Path) -> dict | None:
 
 def use_bf16(flag: str, device: torch.device) -> bool:
     """``--bf16 auto|on|off``: auto means CUDA, or a CPU with bf16 units (AMX/AVX512-BF16)."""
-    from ..pipeline import cpu_has_bf16
     return flag == "on" or (flag == "auto" and (device.type == "cuda" or cpu_has_bf16()))
 
 
@@ -247,14 +247,6 @@ class RunDir:
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model.module if hasattr(model, "module") else model
-
-
-def hardware(device: torch.device) -> str:
-    """What a run segment trains on, for the model card (the GPU's name, or the CPU and its cores)."""
-    import platform
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"{platform.machine()} CPU, {os.cpu_count()} cores"
 
 
 def prior_segments(prior: dict) -> list[dict]:

@@ -1,10 +1,7 @@
-"""What the evaluation tools share: the pipeline's command-line flags and the machine facts of
-their JSON documents."""
+"""The pipeline's command-line flags every evaluation tool shares, and the pipeline they load."""
 from __future__ import annotations
 
 import argparse
-import platform
-
 import torch
 
 from ..pipeline import DiracPipeline
@@ -27,22 +24,3 @@ def set_threads(args: argparse.Namespace) -> None:
 def load_pipeline(args: argparse.Namespace) -> DiracPipeline:
     """The pipeline of ``--assets`` on ``--device`` at ``--precision``."""
     return DiracPipeline.from_pretrained(args.assets, device=args.device, precision=args.precision)
-
-
-def cpu_name() -> str:
-    """The CPU's model name (Linux's /proc/cpuinfo), else what the platform module knows."""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return f"{line.split(':', 1)[1].strip()} ({platform.machine()})"
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine_facts(device: torch.device, precision: str | None) -> dict:
-    """Where a document was measured: device type and name, precision, CPU threads, torch version."""
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
-    return {"device": device.type, "device_name": name, "precision": precision,
-            "threads": torch.get_num_threads(), "torch": torch.__version__}

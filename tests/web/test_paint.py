@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
+from dirac_demo import Frame
 from dirac_demo.protect import DEFAULT_FEATHER, paint_mask
-from dirac_demo.ui_state import PAINT_OPACITY, RunRecord, brush_radius, editor_mask, paint_layer
+from dirac_demo.web import text
+from dirac_demo.web.files import RunFiles
+from dirac_demo.web.paint import PAINT_OPACITY, Protection, brush_radius, editor_mask, paint_layer
+from dirac_demo.web.state import RunRecord
 
 W, H = 48, 40
 
@@ -18,11 +23,14 @@ def box(top: int, left: int, bottom: int, right: int) -> np.ndarray:
     return mask
 
 
-def record_of(tmp_path, steps: int = 3) -> RunRecord:
-    """A finished run of random frames: the base and ``steps`` steps, each unlike the others."""
-    rng = np.random.default_rng(0)
-    record = RunRecord("jpeg", 10, W, H, 500, steps, tmp_path, "photo", finished=True)
-    record.frames = [rng.integers(0, 256, (H, W, 3), dtype=np.uint8) for _ in range(steps + 1)]
+def record_of(tmp_path, steps: int = 3, mask: np.ndarray | None = None) -> RunRecord:
+    """A finished run of random frames: the base and ``steps`` steps, each unlike the others
+    (``mask``: the protect mask its file carried)."""
+    rng = torch.Generator().manual_seed(0)
+    record = RunRecord("jpeg", 10, W, H, 500, steps, RunFiles(tmp_path), "photo", protection=Protection(W, H, mask))
+    for k in range(steps + 1):
+        record.add(Frame(k, steps, None, torch.rand(1, 3, H, W, generator=rng), 0.0))
+    record.finish()
     return record
 
 
@@ -83,21 +91,20 @@ def test_a_new_mask_composes_new_files_and_the_crop_follows(tmp_path):
 
 
 def test_the_toggle_and_clearing_show_the_step_as_it_is(tmp_path):
-    record = record_of(tmp_path)
-    record.protect = box(0, 0, 20, 20)                    # a mask that came in the file
-    assert record.mask() is record.protect and "_protected_" in record.frame_file(3).name
-    record.paint_on = False
-    assert record.mask() is None and np.array_equal(pixels(record.frame_file(3)), record.frames[3])
-    record.paint_on = True
+    record = record_of(tmp_path, mask=box(0, 0, 20, 20))  # a mask that came in the file
+    assert record.protection.mask() is record.protect and "_protected_" in record.frame_file(3).name
+    assert record.apply_paint(False) and not record.apply_paint(False)
+    assert record.protection.mask() is None and np.array_equal(pixels(record.frame_file(3)), record.frames[3])
+    assert record.apply_paint(True)
     assert record.paint(None) and not record.paint(None)  # cleared: the file's mask goes too, once
-    assert record.mask() is None and np.array_equal(record.shown(3), record.frames[3])
+    assert record.protection.mask() is None and np.array_equal(record.shown(3), record.frames[3])
     assert record.paint_editor()["layers"] == []
 
 
 def test_the_files_mask_is_the_editors_first_paint_over_the_last_step(tmp_path):
-    record = record_of(tmp_path)
-    assert record.paint_editor()["layers"] == []
-    record.protect = box(16, 8, 32, 40)
+    assert record_of(tmp_path).paint_editor()["layers"] == []
+    (tmp_path / "masked").mkdir()
+    record = record_of(tmp_path / "masked", mask=box(16, 8, 32, 40))
     value = record.paint_editor()
     assert np.array_equal(pixels(value["background"]), record.frames[3])   # the step itself, not composed
     assert np.array_equal(editor_mask({"layers": [Image.open(value["layers"][0])]}, W, H), record.protect)
@@ -105,15 +112,15 @@ def test_the_files_mask_is_the_editors_first_paint_over_the_last_step(tmp_path):
 
 def test_the_line_says_what_the_chosen_step_shows(tmp_path):
     record = record_of(tmp_path)
-    assert record.paint_line(3) == "Nothing painted: every pixel shows step 3."
+    assert text.paint_line(record, 3) == "Nothing painted: every pixel shows step 3."
     record.paint(box(0, 0, 20, 24))                       # a quarter of the image
-    assert record.paint_line(3) == "25.0% of the image is painted and keeps step 1; the rest shows step 3."
-    assert "step 1 is shown everywhere" in record.paint_line(1)
-    record.paint_on = False
-    assert record.paint_line(3).startswith("Protection off: 25.0% of the image is painted")
+    assert text.paint_line(record, 3) == "25.0% of the image is painted and keeps step 1; the rest shows step 3."
+    assert "step 1 is shown everywhere" in text.paint_line(record, 1)
+    record.apply_paint(False)
+    assert text.paint_line(record, 3).startswith("Protection off: 25.0% of the image is painted")
     (tmp_path / "short").mkdir()
     short = record_of(tmp_path / "short", steps=1)
-    assert not short.paintable and short.paint_line(1).startswith("Painting needs a run of at least 2 steps")
+    assert not short.paintable and text.paint_line(short, 1).startswith("Painting needs a run of at least 2 steps")
 
 
 @pytest.mark.parametrize("size, radius", [((96, 72), 3), ((768, 512), 13), ((1024, 1024), 26)])
