@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .codecs import CODECS
+from .codecs import CODECS, by_rate_flag
 from .errors import DiracError, TooLargeError
 from .protect import DEFAULT_FEATHER, compose, coverage, file_mask, read_mask
 
@@ -99,10 +99,7 @@ def _enhance_parser(sub) -> None:
 
 def _rate_flags(p: argparse.ArgumentParser) -> None:
     """One rate flag per codec of the table (codecs sharing a flag share it), e.g. --qf, --lmbda."""
-    by_flag: dict[str, list] = {}
-    for codec in CODECS.values():
-        by_flag.setdefault(codec.rates.flag, []).append(codec)
-    for flag, group in by_flag.items():
+    for flag, group in by_rate_flag().items():
         r = group[0].rates
         what = " / ".join(f"{c.rates.label} {c.rates.format(c.rates.low)}..{c.rates.format(c.rates.high)} "
                           f"(default {c.rates.format(c.rates.default)})" for c in group)

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from .diffusion.sampler import ddim_sample
-from .diffusion.tiles import _ramp, _starts
+from .diffusion import tiles
 from .errors import NoModelError
 from .images import from_signed, tensor_to_uint8, to_signed
 from .pipeline import NUM_RESPACED, Compressed, check_run
@@ -57,7 +57,8 @@ def plan_tiles(height: int, width: int, tile: int, overlap: int = 32) -> TilePla
     pixels between neighbours (one tile when the image fits in it)."""
     if tile <= overlap and tile < max(height, width):
         raise ValueError(f"A tile ({tile} px) must be wider than its overlap ({overlap} px).")
-    return TilePlan(tile, overlap, tuple(_starts(height, tile, overlap)), tuple(_starts(width, tile, overlap)))
+    return TilePlan(tile, overlap, tuple(tiles.tile_starts(height, tile, overlap)),
+                    tuple(tiles.tile_starts(width, tile, overlap)))
 
 
 def default_plan(pipe: "DiracPipeline", height: int, width: int) -> TilePlan:
@@ -84,8 +85,8 @@ def block_noise(seed: int, y: int, x: int, height: int, width: int) -> torch.Ten
 
 def ramp_weights(height: int, width: int, overlap: int) -> np.ndarray:
     """A tile's (height, width, 1) blending weights: 1 inside, falling linearly over ``overlap``
-    pixels towards each edge (the step-outer tiling's ramps)."""
-    return (_ramp(height, overlap, "cpu")[:, None] * _ramp(width, overlap, "cpu")[None])[..., None].numpy()
+    pixels towards each edge (the step-outer tiling's ramps, :func:`.diffusion.tiles.ramp_weights`)."""
+    return tiles.ramp_weights(height, width, overlap)[..., None].numpy()
 
 
 class BandBlender:

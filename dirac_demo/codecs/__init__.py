@@ -45,6 +45,14 @@ def by_id(codec_id: int) -> BaseCodec:
     return next(c for c in CODECS.values() if c.codec_id == codec_id)
 
 
+def by_rate_flag() -> dict[str, list[BaseCodec]]:
+    """The codecs grouped by their rate's command-line flag, in table order (codecs may share one)."""
+    groups: dict[str, list[BaseCodec]] = {}
+    for codec in CODECS.values():
+        groups.setdefault(codec.rates.flag, []).append(codec)
+    return groups
+
+
 def pack(enc: Encoded) -> bytes:
     """``enc`` as a ``.drc`` file."""
     if enc.codec not in CODECS:
@@ -73,4 +81,4 @@ def read(data: bytes) -> Encoded:
 
 
 __all__ = ["CODECS", "BaseCodec", "Encoded", "FileFacts", "RateRange", "register", "unregister", "get",
-           "by_id", "pack", "parse", "read"]
+           "by_id", "by_rate_flag", "pack", "parse", "read"]

@@ -14,17 +14,17 @@ def tiled(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], r: torch.Ten
     h, w = r.shape[-2:]
     out = torch.zeros_like(r)
     wsum = torch.zeros((1, 1, h, w), device=r.device)
-    for y in _starts(h, tile, overlap):
-        for x in _starts(w, tile, overlap):
+    for y in tile_starts(h, tile, overlap):
+        for x in tile_starts(w, tile, overlap):
             sl = (..., slice(y, y + tile), slice(x, x + tile))
             pred = fn(r[sl], xb[sl])
-            wt = _ramp(pred.shape[-2], overlap, r.device)[:, None] * _ramp(pred.shape[-1], overlap, r.device)[None]
+            wt = ramp_weights(pred.shape[-2], pred.shape[-1], overlap, r.device)
             out[sl] += pred * wt
             wsum[sl] += wt
     return out / wsum
 
 
-def _starts(length: int, tile: int, overlap: int) -> list[int]:
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     """Fewest tile origins covering ``length`` with at least ``overlap`` between neighbours."""
     if length <= tile:
         return [0]
@@ -32,6 +32,12 @@ def _starts(length: int, tile: int, overlap: int) -> list[int]:
     return [round(i * (length - tile) / (n - 1)) for i in range(n)]
 
 
-def _ramp(n: int, overlap: int, device) -> torch.Tensor:
+def ramp(n: int, overlap: int, device) -> torch.Tensor:
     i = torch.arange(n, device=device, dtype=torch.float32)
     return torch.minimum(torch.ones_like(i), torch.minimum(i + 1, n - i) / max(1, overlap))
+
+
+def ramp_weights(height: int, width: int, overlap: int, device="cpu") -> torch.Tensor:
+    """A tile's (height, width) blending weights: 1 inside, falling linearly over ``overlap``
+    pixels towards each edge."""
+    return ramp(height, overlap, device)[:, None] * ramp(width, overlap, device)[None]

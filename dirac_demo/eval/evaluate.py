@@ -64,7 +64,7 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..codecs import CODECS
+from ..codecs import CODECS, by_rate_flag
 from ..codecs.refine import MAX_REFINE
 from ..diffusion.sampler import update_angle
 from ..diffusion.schedule import PAPER_SPACING, Spacing
@@ -312,9 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _rate_flags() -> dict[str, tuple[type, str]]:
     """Each rate flag with its type and the codecs that read it (from the codec table, plus the baselines')."""
-    flags: dict[str, tuple[type, list[str]]] = {}
-    for name, codec in CODECS.items():
-        flags.setdefault(codec.rates.flag, (int if codec.rates.integer else float, []))[1].append(name)
+    flags = {flag: (int if group[0].rates.integer else float, [c.name for c in group])
+             for flag, group in by_rate_flag().items()}
     flags.setdefault(BASELINE_FLAG, (int, []))[1].extend(BASELINES)
     return {flag: (kind, "the " + " and ".join(names) + " codec" + "s" * (len(names) > 1))
             for flag, (kind, names) in flags.items()}
