@@ -170,6 +170,9 @@ def _sender_tab(app: DiracDemo) -> dict:
                 stop = gr.Button("Stop", variant="stop", elem_id="send-stop")
             offer = gr.Markdown(visible=False, elem_id="send-file-note")
             as_is = gr.Button("Enhance this file as it is", visible=False, elem_id="send-as-is")
+            picker = gr.Image(label="Window", type="filepath", interactive=False, visible=False, height=320,
+                              buttons=[], elem_id="window-picker")
+            pick = gr.State(None)
             # thumbnails on the page; a click puts the full file in the input
             gallery = (gr.Dataset(components=[gr.Image(type="filepath", render=False)], type="index",
                                   samples=[[thumb] for thumb, _ in app.examples.thumbnails()],
@@ -182,12 +185,14 @@ def _sender_tab(app: DiracDemo) -> dict:
                 downscale = gr.Checkbox(True, label=text.downscale_label(app.pipe.max_pixels))
         with gr.Column(scale=2, elem_id="send-results"):
             panel = _results("send")
-    image.change(app.offer_file, inputs=image, outputs=[offer, as_is], queue=False, api_visibility="private",
+    image.change(app.offer_file, inputs=image, outputs=[offer, as_is, picker, pick], api_visibility="private",
                  show_progress="hidden", preprocess=False)
+    picker.select(app.move_window, inputs=pick, outputs=[picker, pick], api_visibility="private",
+                  show_progress="hidden")
     c["codec"].change(app.codec_controls, inputs=[c["codec"], c["weight"]], queue=False, api_visibility="private",
                       outputs=[c["quality"], c["weight"], c["weight_md"], c["threshold"], c["refine"], c["steps"],
                                c["note"]])
-    controls = {**c, "seed": seed, "downscale": downscale}
+    controls = {**c, "seed": seed, "downscale": downscale, "window": pick}
     settings = [controls[f.name] for f in fields(PageSettings)]
     after = [panel.record, panel.stop, *panel.view_inputs]
     if gallery is not None:
@@ -224,7 +229,7 @@ def _receiver_tab(app: DiracDemo) -> dict:
                 stop = gr.Button("Stop", variant="stop", elem_id="rx-stop")
         with gr.Column(scale=2, elem_id="rx-results"):
             panel = _results("rx")
-    inputs = [drc, steps, seed, threshold, panel.record, panel.stop, *panel.view_inputs]
+    inputs = [drc, steps, seed, threshold, gr.State(None), panel.record, panel.stop, *panel.view_inputs]
     return dict(kind="rx", stop=stop, panel=panel, starts=[(run, _edge(app.receive, ReceiverSettings), inputs)])
 
 
@@ -258,12 +263,13 @@ def _api(app: DiracDemo) -> None:
                            label=text.api_refine_label(refining_codecs()))
         bitstream = gr.File(type="filepath", label="bitstream")
         protect = gr.File(type="filepath", label="protect (mask image: bright or opaque regions stay at step 1)")
+        window = gr.Textbox("", label=text.API_WINDOW_LABEL)
         out = [gr.Image(format="png", label="image"), gr.JSON(label="metrics"), gr.File(label="bitstream")]
         enhance, decode = gr.Button(), gr.Button()
     api = dict(outputs=out, concurrency_id="dirac", concurrency_limit=CONCURRENCY, preprocess=False)
     enhance.click(app.enhance, inputs=[image, codec, rate, steps, seed, threshold, refine, protect],
                   api_name="enhance", **api)
-    decode.click(app.decode, inputs=[bitstream, steps, seed, threshold, protect], api_name="decode", **api)
+    decode.click(app.decode, inputs=[bitstream, steps, seed, threshold, protect, window], api_name="decode", **api)
 
 
 def build_demo(pipe: DiracPipeline, workdir: str | None = None, example_cache: str | None = None) -> gr.Blocks:

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from . import __version__
 from .codecs import CODECS, by_rate_flag
-from .errors import DiracError, TooLargeError
-from .protect import DEFAULT_FEATHER, compose, coverage, file_mask, read_mask
+from .errors import DiracError, InputError, TooLargeError
+from .protect import DEFAULT_FEATHER, compose, coverage, file_mask
+from .window import Window
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,12 +60,23 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--feather", type=int, default=DEFAULT_FEATHER,
                    help=f"pixels of blending on each side of the mask's edge (default {DEFAULT_FEATHER})")
     d.add_argument("--ignore-mask", action="store_true", help="ignore a protect mask carried in the file")
+    d.add_argument("--window", metavar="X,Y,W,H", type=_window, default=None,
+                   help="enhance only this full-resolution window (left, top, width, height in pixels) of a "
+                        "file over the size limit; it is decoded whole, up to 64 MP for JPEG and AVIF")
 
     _enhance_parser(sub)
 
     i = sub.add_parser("info", help=f"describe a bitstream ({_files()})")
     i.add_argument("bitstream")
     return p
+
+
+def _window(text: str) -> Window:
+    """``--window``'s value, or argparse's one-line error (exit status 2)."""
+    try:
+        return Window.parse(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _enhance_parser(sub) -> None:
@@ -157,21 +169,12 @@ def _compress(args, pipe) -> None:
 
 def _decompress(args, pipe) -> None:
     from .images import png_bytes, tensor_to_pil
-    from .pipeline import Compressed, RunSettings
     data = _read(args.bitstream)
-    settings = RunSettings(steps=args.steps, stop=args.stop, seed=args.seed, threshold=not args.no_threshold,
-                           eta=args.eta)
-    mask, fidelity, last = None, None, None
-    for ev in pipe.run_bitstream(data, settings):
-        if isinstance(ev, Compressed):
-            print(f"decoded {ev.encoded.codec} {ev.encoded.width}x{ev.encoded.height} "
-                  f"({ev.nbytes} bytes, {ev.bpp:.4f} bpp); no original here, so no PSNR", file=sys.stderr)
-            mask = _mask(args, ev.encoded, settings.last_step())
-            continue
-        if ev.k:
-            print(f"step {ev.k}/{ev.total} t={ev.t} {ev.seconds:.2f}s", file=sys.stderr)
-        fidelity = ev.image if ev.k == args.protect_step else fidelity
-        last = ev
+    try:
+        mask, fidelity, last = _decoded_steps(args, pipe, data)
+    except TooLargeError as exc:
+        raise exc.advise("enhance a window of it with --window X,Y,W,H, or all of it with dirac-demo enhance") \
+            from None
     image = last.image if mask is None else compose(fidelity, last.image, mask, args.feather)
     _write(args.output, png_bytes(tensor_to_pil(image)))
     kept = (f"; protected regions ({coverage(mask):.0%} of the image) at step {args.protect_step}"
@@ -179,10 +182,30 @@ def _decompress(args, pipe) -> None:
     print(f"{args.output}: base + {last.k} of {last.total} DIRAC steps{kept}")
 
 
-def _mask(args, enc, stop: int):
+def _decoded_steps(args, pipe, data: bytes):
+    """Decode and step through ``data``, reporting each step on stderr: the protect mask, the
+    protected step's image and the last frame."""
+    from .pipeline import Compressed, RunSettings
+    settings = RunSettings(steps=args.steps, stop=args.stop, seed=args.seed, threshold=not args.no_threshold,
+                           eta=args.eta, window=args.window)
+    mask, fidelity, last = None, None, None
+    for ev in pipe.run_bitstream(data, settings):
+        if isinstance(ev, Compressed):
+            part = f", window {ev.window} at full size" if ev.window is not None else ""
+            print(f"decoded {ev.encoded.codec} {ev.encoded.width}x{ev.encoded.height}{part} "
+                  f"({ev.nbytes} bytes, {ev.bpp:.4f} bpp); no original here, so no PSNR", file=sys.stderr)
+            mask = _mask(args, ev, settings.last_step())
+            continue
+        if ev.k:
+            print(f"step {ev.k}/{ev.total} t={ev.t} {ev.seconds:.2f}s", file=sys.stderr)
+        fidelity = ev.image if ev.k == args.protect_step else fidelity
+        last = ev
+    return mask, fidelity, last
+
+
+def _mask(args, comp, stop: int):
     """The decode's protect mask: ``--protect``'s, else the file's (unless ignored), else None."""
-    mask = read_mask(args.protect, enc.width, enc.height) if args.protect is not None else \
-        None if args.ignore_mask else file_mask(enc)
+    mask = None if args.ignore_mask and args.protect is None else comp.protect_mask(args.protect)
     if mask is not None and not 0 <= args.protect_step <= stop:
         raise DiracError(f"--protect-step must be in 0..{stop} (the last step run).")
     return mask

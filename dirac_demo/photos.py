@@ -14,7 +14,6 @@ file that fails is listed with its reason and the others go on.
 """
 from __future__ import annotations
 
-import functools
 import glob
 import io
 import os
@@ -31,7 +30,7 @@ from PIL import Image
 from . import codecs
 from .codecs import CODECS
 from .errors import DiracError, InputError
-from .images import LARGE_PIXELS, ORIENTATION, PhotoMeta, read_meta
+from .images import PhotoMeta, read_meta
 from .large import default_plan, enhance_tiles, plan_tiles
 from .pipeline import DiracPipeline, check_run
 from .protect import MAX_FEATHER, DEFAULT_FEATHER, blend_weights, file_mask, read_mask
@@ -42,10 +41,6 @@ FORMATS = {pillow.lower(): (pillow, ending) for pillow, ending in
 DEFAULT_QUALITY = {"JPEG": 95, "WEBP": 95, "AVIF": 90}     # by Pillow's format name
 OUTPUT_NAME = re.compile(r"\.step\d+(of\d+)?$")      # the stem ending of this module's outputs
 MASK_ENDINGS = (".png", ".webp", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg")
-TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
-             5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
-             8: Image.Transpose.ROTATE_90}     # EXIF orientation -> the turn that shows the image upright
-
 
 @dataclass
 class EnhanceOptions:
@@ -171,7 +166,7 @@ def enhance_file(pipe: DiracPipeline, src: Path, dst: Path, options: EnhanceOpti
     data = src.read_bytes()
     meta = read_meta(data)
     pixels, tiles, masked = enhanced_pixels(pipe, data, src, options, progress)
-    image = _upright(Image.fromarray(pixels, "RGB"), meta, data)
+    image = Image.fromarray(pixels, "RGB")          # codecs decode as displayed: upright
     del pixels
     _write_whole(dst, encode(image, options.fmt, options.quality, meta))
     kept = ", ICC profile" * bool(_rgb_icc(meta)) + ", EXIF" * bool(meta.upright_exif())
@@ -184,7 +179,7 @@ def enhanced_pixels(pipe: DiracPipeline, data: bytes, src: Path, options: Enhanc
                     progress: bool = True) -> tuple[np.ndarray, int, bool]:
     """A file's step K as decoded (H, W, 3) uint8 pixels, protected regions composed in; the
     tiles it took and whether a mask applied. The decoded base is freed on return."""
-    comp = pipe.decode(_checked(data), max_pixels=_limit(pipe, data))
+    comp = pipe.decode(_checked(data), max_pixels=pipe.largest(codecs.read(data)))
     mask = _mask(options, src, comp.encoded) if options.protect_step < options.stop else None
     height, width = comp.base.shape[-2:]
     plan = plan_tiles(height, width, options.tile) if options.tile else default_plan(pipe, height, width)
@@ -219,14 +214,6 @@ def _is_image(data: bytes) -> bool:
         return False
 
 
-def _limit(pipe: DiracPipeline, data: bytes) -> int:
-    """The largest image decoded here: :data:`LARGE_PIXELS` for files a library decodes (JPEG,
-    AVIF), the pipeline's own limit for a ``.drc`` of a codec that decodes with a network."""
-    if any(c.is_file(data) for c in CODECS.values()):
-        return LARGE_PIXELS
-    return pipe.max_pixels if pipe.codec(codecs.parse(data).codec).weights else LARGE_PIXELS
-
-
 def _mask(options: EnhanceOptions, src: Path, enc) -> np.ndarray | None:
     """The protect mask of one file: ``--protect``'s (a file, or the folder's mask named like the
     input), else the one a ``.drc`` carries unless ignored, else None."""
@@ -251,25 +238,6 @@ def compose_rows(fidelity: np.ndarray, realism: np.ndarray, mask: np.ndarray, fe
         w = blend_weights(mask[a:b], feather)[0, 0, y0 - a:y1 - a].numpy()[..., None]
         out[y0:y1] = np.round(w * fidelity[y0:y1] + (1 - w) * realism[y0:y1]).astype(np.uint8)
     return out
-
-
-def _upright(image: Image.Image, meta: PhotoMeta, data: bytes) -> Image.Image:
-    """The enhanced image as displayed: turned by its EXIF orientation unless its codec decoded it turned."""
-    if meta.orientation == 1 or _decodes_upright(Image.open(io.BytesIO(data)).format):
-        return image
-    return image.transpose(TRANSPOSE[meta.orientation])
-
-
-@functools.cache
-def _decodes_upright(fmt: str) -> bool:
-    """Whether the codec reading plain ``fmt`` files decodes them as displayed, asked of a small
-    file of that format tagged with orientation 6 (a quarter turn)."""
-    exif = Image.Exif()
-    exif[ORIENTATION] = 6
-    buf = io.BytesIO()
-    Image.new("RGB", (32, 16)).save(buf, fmt, exif=exif.tobytes())
-    enc = codecs.read(buf.getvalue())
-    return (enc.width, enc.height) == (16, 32)
 
 
 def _rgb_icc(meta: PhotoMeta) -> bytes | None:

@@ -20,14 +20,15 @@ from . import codecs
 from .codecs import CODECS, BaseCodec, Encoded
 from .diffusion.sampler import Step, ddim_sample, late_start_noise, nearest_threshold
 from .diffusion.schedule import Schedule, Spacing
-from .errors import BitstreamError, InputError, NoModelError
-from .images import (MAX_PIXELS, ImageLike, fit_pixels, from_signed, pad_to_multiple, pil_to_tensor, read_rgb,
+from .errors import BitstreamError, InputError, NoModelError, TooLargeError
+from .images import (LARGE_PIXELS, MAX_PIXELS, ImageLike, fit_pixels, from_signed, pad_to_multiple, pil_to_tensor, read_rgb,
                      to_signed)
 from .machine import cpu_has_bf16, device_label
-from .protect import pack_mask, read_mask
+from .protect import file_mask, pack_mask, read_mask
 from .quality import bits_per_pixel
 from .diffusion.tiles import tiled
 from .weights import DiracModel, load_models
+from .window import Window
 
 NUM_RESPACED = 100
 
@@ -36,8 +37,9 @@ NUM_RESPACED = 100
 class RunSettings:
     """What one run does: the base codec and its rate (None: the codec's default), S steps and
     where to stop (K, default S), the seed, rate-dependent thresholding, DDIM η, the neural
-    codec's encoder-side refinement, downscaling of a too-large input, and a protect mask
-    (:mod:`.protect`) that travels in the file."""
+    codec's encoder-side refinement, downscaling of a too-large input, a protect mask
+    (:mod:`.protect`) that travels in the file, and on the receiver's side the full-resolution
+    :class:`~.window.Window` of a file over the pixel limit to enhance."""
 
     codec: str = field(default_factory=lambda: next(iter(CODECS)))
     rate: float | None = None
@@ -49,6 +51,7 @@ class RunSettings:
     refine: int = 0
     downscale: bool = False
     protect: ImageLike | None = None
+    window: Window | None = None
 
     def last_step(self) -> int:
         """K after checking S, K and η (:func:`check_run`)."""
@@ -67,10 +70,23 @@ class Compressed:
     original: torch.Tensor | None = None   # the sender's input as coded (after any downscale)
     source_size: tuple[int, int] | None = None   # (width, height) of an input downscaled to fit; else None
     cond: torch.Tensor | None = None      # the image DIRAC is conditioned on, where the codec has one
+    window: Window | None = None          # the part of the file decoded at full size (base, cond), if not all
 
     @property
     def nbytes(self) -> int:
         return len(self.bitstream)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the base: the file's, or its window's."""
+        return self.base.shape[-1], self.base.shape[-2]
+
+    def protect_mask(self, src: ImageLike | None = None):
+        """The protect mask over the base, (H, W) bool, or None: the mask image ``src`` (read at the
+        file's size), else the file's own; for a window, its part of the mask."""
+        enc = self.encoded
+        mask = read_mask(src, enc.width, enc.height) if src is not None else file_mask(enc)
+        return self.window.crop(mask) if mask is not None and self.window is not None else mask
 
     @property
     def bpp(self) -> float:
@@ -186,17 +202,34 @@ class DiracPipeline:
         return Compressed(data, enc, out["x_hat"], time.perf_counter() - t0, original=x,
                           source_size=source.size if fitted.size != source.size else None, cond=out.get("x_cond"))
 
-    def decode(self, data: bytes, max_pixels: int | None = None) -> Compressed:
+    def decode(self, data: bytes, max_pixels: int | None = None, window: Window | None = None) -> Compressed:
         """Receiver side: decode a ``.drc`` bitstream, or a plain file of a codec's format, to its base;
-        files over ``max_pixels`` (default: this pipeline's limit) are refused before decoding."""
+        files over ``max_pixels`` (default: this pipeline's limit) are refused before decoding
+        (:class:`~.errors.TooLargeError` where a window of the file could be decoded).
+        With a ``window`` of at most ``max_pixels``, the file is decoded at its full size (up to
+        :meth:`largest`) and the base is that window of it, at 100 %."""
         t0 = time.perf_counter()
         enc = codecs.read(data)
         limit = max_pixels or self.max_pixels
-        if enc.width * enc.height > limit:
+        whole = limit if window is None else self.largest(enc)
+        if window is None and limit < enc.width * enc.height <= self.largest(enc):
+            raise TooLargeError(enc.width, enc.height, limit, "choose a window of it to enhance at full size")
+        if enc.width * enc.height > whole:
             raise BitstreamError(f"The bitstream declares a {enc.width}x{enc.height} image, over the "
-                                 f"{limit / 1e6:.1f} MP limit of this decoder.")
+                                 f"{whole / 1e6:.1f} MP limit of this decoder.")
+        if window is not None:
+            window.check(enc.width, enc.height, limit)
         out = self.codec(enc.codec).decompress(enc)
-        return Compressed(bytes(data), enc, out["x_hat"], time.perf_counter() - t0, cond=out.get("x_cond"))
+        base, cond = out["x_hat"], out.get("x_cond")
+        if window is not None:
+            base = window.crop(base).contiguous()
+            cond = window.crop(cond).contiguous() if cond is not None else None
+        return Compressed(bytes(data), enc, base, time.perf_counter() - t0, cond=cond, window=window)
+
+    def largest(self, enc: Encoded) -> int:
+        """The largest image of ``enc``'s codec decoded here at full size: :data:`~.images.LARGE_PIXELS`
+        for a codec a library decodes (JPEG, AVIF), this pipeline's limit for one decoded by a network."""
+        return self.max_pixels if self.codec(enc.codec).weights else LARGE_PIXELS
 
     # ---- the residual sampler -------------------------------------------------------------
     def clip_for(self, enc: Encoded, threshold: bool = True) -> float:
@@ -255,7 +288,7 @@ class DiracPipeline:
         The settings' codec, rate, refinement and mask are the sender's and are not read."""
         s = settings or RunSettings()
         s.last_step()
-        comp = self.decode(data)
+        comp = self.decode(data, window=s.window)
         yield comp
         yield from self.frames(comp, s.steps, s.stop, s.seed, s.threshold, s.eta)
 

@@ -56,7 +56,7 @@ def test_api_signature(client):
     assert names == ["image", "codec", "rate", "steps", "seed", "threshold", "refine", "protect"]
     assert [p["parameter_has_default"] for p in params] == [False] + [True] * (len(params) - 1)
     decode = [p["parameter_name"] for p in api["named_endpoints"]["/decode"]["parameters"]]
-    assert decode == ["bitstream", "steps", "seed", "threshold", "protect"]
+    assert decode == ["bitstream", "steps", "seed", "threshold", "protect", "window"]
 
 
 def test_api_enhance_takes_every_parameter_the_readme_documents(client, pipe, photo_path, tmp_path):

@@ -64,7 +64,7 @@ def _set_slider(page, elem_id: str, value: int) -> None:
 
 def _wait_text(page, elem_id: str, test: str, timeout: int = 30_000) -> None:
     """Wait until the text of #elem_id passes ``test``, e.g. ".includes('Done')"."""
-    page.wait_for_function(f"document.querySelector('#{elem_id}').innerText{test}", timeout=timeout)
+    page.wait_for_function(f"(document.querySelector('#{elem_id}')?.innerText ?? ''){test}", timeout=timeout)
 
 
 def _open_with_photo(browser, url, photo_path, steps: int, width: int = 1400, height: int = 1000):
@@ -322,4 +322,45 @@ def test_a_painted_stroke_keeps_its_region_at_step_1_and_nothing_else_changes(br
     page.wait_for_function(f"!({EDITOR_FITS})([96, 72])", timeout=5_000)
     _wait_text(page, "send-status", ".includes('Done')", timeout=90_000)
     _editor_ready(page, (96, 72))                              # and shows its last step once done
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def page_limit_url(tiny_assets, tmp_path_factory):
+    """The page as deployed: 1 MP per image (``DIRAC_MAX_PIXELS``' default)."""
+    from dirac_demo.web.settings import APP_MAX_PIXELS
+    pipe = DiracPipeline.from_pretrained(str(tiny_assets), device="cpu", precision="fp32", max_pixels=APP_MAX_PIXELS)
+    with serve(slowed(pipe, 0.3), str(tmp_path_factory.mktemp("window-work")), example_cache="off") as url:
+        yield url
+
+
+def test_a_12_mp_jpeg_is_enhanced_in_a_chosen_full_resolution_window(browser, page_limit_url, tmp_path):
+    rng = np.random.default_rng(5)
+    yy, xx = np.mgrid[0:3024, 0:4032].astype(np.float32)
+    pixels = np.stack([xx / 16, yy / 12, (xx + yy) / 28], -1) % 256 + rng.normal(0, 8, (3024, 4032, 3))
+    jpg = tmp_path / "IMG_4032.jpg"
+    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(jpg, quality=30)
+    del pixels
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(page_limit_url)
+    page.locator("#input-image input[type=file]").set_input_files(str(jpg))
+    _wait_text(page, "send-file-note", ".includes('full-resolution')", timeout=60_000)
+    assert "4032×3024" in page.locator("#send-file-note").inner_text()
+    picker = page.locator("#window-picker img")
+    picker.wait_for(timeout=30_000)
+    _wait_text(page, "window-picker", ".includes('Window 1024×1024 at x 1504, y 992 of 4032×3024')")
+    box = picker.bounding_box()
+    picker.click(position={"x": box["width"] * 0.1, "y": box["height"] * 0.1})   # near the top left corner
+    _wait_text(page, "window-picker", ".includes('at x 0, y 0 of')", timeout=30_000)
+    _set_slider(page, "send-steps", 3)
+    page.evaluate(WATCH_STATUS)
+    page.locator("#send-as-is").click()
+    _wait_text(page, "send-status", ".includes('Done')", timeout=120_000)
+    seen = page.evaluate("window.statusTexts")
+    steps_seen = {line.split(" · ")[0] for text in seen for line in text.splitlines() if line.startswith("Step ")}
+    assert len(steps_seen) >= 2, seen                   # the steps streamed in one by one
+    status = page.locator("#send-status").inner_text()
+    assert "1024×1024" in status and "window at x 0, y 0 of its 4032×3024 pixels, enhanced at 100 %" in status
+    shown = _fetch(page, page.evaluate("document.querySelectorAll('#send-compare img')[1].src"))
+    assert shown.shape[:2] == (1024, 1024)              # full resolution: the window's own pixels, not a downscale
     page.close()

@@ -15,7 +15,7 @@ import io
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from ..errors import BitstreamError, InputError
 from ..images import pil_to_tensor, tensor_to_pil
@@ -41,8 +41,9 @@ def encode(img: Image.Image, quality: int) -> bytes:
 
 
 def decode(data: bytes) -> Image.Image:
-    """An AVIF file's RGB image; a file that is not AVIF, or a corrupt one, raises BitstreamError."""
-    return open_payload(data, "AVIF").convert("RGB")
+    """An AVIF file's RGB image as displayed (turned by its EXIF orientation, as JPEG files are);
+    a file that is not AVIF, or a corrupt one, raises BitstreamError."""
+    return ImageOps.exif_transpose(open_payload(data, "AVIF")).convert("RGB")
 
 
 class AvifCodec(QualityCodec):

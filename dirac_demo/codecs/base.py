@@ -97,6 +97,8 @@ class BaseCodec:
         raise NotImplementedError
 
     def decompress(self, enc: Encoded) -> dict[str, torch.Tensor]:
+        """``{"x_hat": (1, 3, H, W) in [0, 1]}`` (and ``"x_cond"`` where the codec conditions DIRAC on
+        another image), as displayed: a plain file's EXIF orientation is applied."""
         raise NotImplementedError
 
     # ---- the .drc parameter block -------------------------------------------------------

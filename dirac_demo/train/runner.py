@@ -289,6 +289,7 @@ class Progress:
     step: int = 0
     seconds: float = 0.0
     history: list[dict] = field(default_factory=list)
+    schedule: dict | None = None     # the learning-rate line the checkpoint was on (LinearDecay.anchor)
 
     @classmethod
     def of_facts(cls, facts: dict) -> Progress:
@@ -297,7 +298,7 @@ class Progress:
 
     @classmethod
     def of_checkpoint(cls, ckpt: dict) -> Progress:
-        return cls(ckpt["step"], ckpt.get("wall_seconds", 0.0), checkpoint_segments(ckpt))
+        return cls(ckpt["step"], ckpt.get("wall_seconds", 0.0), checkpoint_segments(ckpt), ckpt.get("schedule"))
 
 
 def resume(ckpt: dict, opt: torch.optim.Optimizer, args, rank: int,
@@ -363,8 +364,11 @@ def add_run_arguments(p, workers: str) -> None:
 
 
 class LinearDecay:
-    """``--lr-end``: the learning rate falls linearly from its value when this run (re)starts
-    to ``end`` at the last step ``total``; without ``end`` it is left alone.
+    """``--lr-end``: the learning rate falls linearly from its value when the run starts to
+    ``end`` at the last step ``total``; without ``end`` it is left alone. The line's start rides in
+    each checkpoint (:attr:`anchor`), so a resumed run with the same ``--lr``, ``--lr-end`` and
+    ``--steps`` goes on along the same line wherever it was interrupted; changing any of them
+    starts a new line at the resumed step.
 
     ``--warmup N``: over this run's first N steps the rate is also scaled by (k + 1) / N at its
     k-th step. A continuation from ``--init`` weights starts Adam from a fresh state, whose first
@@ -374,9 +378,20 @@ class LinearDecay:
     passes 0."""
 
     def __init__(self, opt: torch.optim.Optimizer, start_step: int, total: int, end: float | None,
-                 warmup: int = 0) -> None:
+                 warmup: int = 0, resumed: dict | None = None) -> None:
         self.opt, self.start, self.total, self.end, self.warmup = opt, start_step, total, end, warmup
         self.lr0 = opt.param_groups[0]["lr"]
+        if resumed is not None and self._same_line(resumed):
+            self.lr0, self.start = resumed["lr0"], resumed["start"]
+
+    def _same_line(self, anchor: dict) -> bool:
+        return (anchor.get("lr0") == self.lr0 and anchor.get("end") == self.end
+                and anchor.get("total") == self.total and "start" in anchor)
+
+    @property
+    def anchor(self) -> dict:
+        """The line this schedule follows, saved with each checkpoint."""
+        return {"lr0": self.lr0, "start": self.start, "end": self.end, "total": self.total}
 
     def __call__(self, step: int) -> None:
         lr = self.lr0
@@ -417,7 +432,8 @@ class Run:
         self.args, self.trainer, self.start = args, trainer, start.step
         self.log = CsvLog(out / "log.csv", fields, resume_step=start.step) if proc.rank == 0 else None
         self.stopper = Stopper()
-        self.decay = LinearDecay(trainer.opt, start.step, args.steps, args.lr_end, args.warmup if fresh else 0)
+        self.decay = LinearDecay(trainer.opt, start.step, args.steps, args.lr_end, args.warmup if fresh else 0,
+                                 resumed=None if fresh else start.schedule)
         self.dir = RunDir(out, proc.rank, start.seconds, plot_columns, start.history, label, start.step)
 
     def loop(self) -> int:
@@ -438,5 +454,8 @@ class Run:
                     row.update(trainer.validation(step))
                 self.log.write(row)
             if step % args.save_every == 0:
-                self.dir.save(trainer.state(step))
-        return self.dir.finish(trainer.state(step), trainer.meta)
+                self.dir.save(self._state(step))
+        return self.dir.finish(self._state(step), trainer.meta)
+
+    def _state(self, step: int) -> dict:
+        return {**self.trainer.state(step), "schedule": self.decay.anchor}

@@ -19,7 +19,6 @@ from PIL import features
 from ..codecs import read as read_encoded
 from ..errors import DiracError, TooLargeError
 from ..pipeline import Compressed, DiracPipeline, RunSettings
-from ..protect import read_mask
 from ..same_bytes import CODECS as SAME_BYTES_CODECS, same_bytes
 from . import api, text, updates
 from .examples import Examples
@@ -27,6 +26,7 @@ from .files import file_stem, read_bitstream
 from .runs import register, run_receive, run_send
 from .settings import DEFAULT_CODEC, DEFAULT_QUALITY, DEFAULT_STEPS, PageSettings, ReceiverSettings, View
 from .state import RunRecord, StopFlag, cleanup_record
+from .windows import WindowPick
 
 LOG = logging.getLogger("dirac_demo.app")
 
@@ -41,6 +41,7 @@ class DiracDemo:
             workdir = tempfile.mkdtemp(prefix="dirac-demo-")
             atexit.register(shutil.rmtree, workdir, ignore_errors=True)
         self.workroot = workdir
+        self._windows = Path(workdir) / "windows"    # the overviews of large uploads, with their window drawn
         self.examples = Examples(examples, workdir)
 
     # ---- the sender tab ----------------------------------------------------------------
@@ -61,17 +62,27 @@ class DiracDemo:
             yield updates.failed(exc, updates.SENDER_REFERENCES, shown.reference)
 
     def offer_file(self, image) -> tuple:
-        """An upload that is a plain file a codec reads: show what enhancing it as it
-        is means, and its button."""
+        """An upload that is a plain file a codec reads: show what enhancing it as it is means,
+        and its button; over the page's limit, the overview to choose its window on."""
         try:
             data = read_bitstream(api.optional(image))
             enc = read_encoded(data)
         except (OSError, DiracError):
             return updates.offer(None, 0)
-        return updates.offer(enc if enc.file is not None else None, len(data))
+        if enc.file is None:
+            return updates.offer(None, 0)
+        pick = _window_pick(data, enc, self.pipe)
+        return updates.offer(enc, len(data), pick, pick.save(self._windows) if pick else None)
+
+    def move_window(self, pick, evt: gr.SelectData) -> tuple:
+        """A click on the overview: the window centred there."""
+        if not isinstance(pick, WindowPick) or not evt.index:
+            return gr.update(), pick
+        pick = pick.at(*evt.index[:2])
+        return updates.window_picture(pick, pick.save(self._windows)), pick
 
     def enhance_file(self, image, given: ReceiverSettings, previous, stop: StopFlag, shown: View):
-        """Sender tab, for a plain-file upload: enhance the file as it is (its bytes are the bitstream)."""
+        """Sender tab, for a plain-file upload: enhance the file (or its window) as it is."""
         yield from self.receive(image, given, previous, stop, shown, missing=text.NO_PLAIN_FILE)
 
     def pick_example(self, index, page: PageSettings, previous, stop: StopFlag, shown: View) -> tuple[str, dict]:
@@ -95,7 +106,9 @@ class DiracDemo:
             data = read_bitstream(path)
             settings = api.receive_run(self.pipe, read_encoded(data).codec, given, strict=False)
             yield updates.cleared(text.DECODING, updates.RECEIVER_REFERENCES, shown.reference)
-            yield from self._stream(run_receive(self.key, data, settings), settings, file_stem(path), stop, shown)
+            yield from self._stream(run_receive(self.key, data, settings), settings, _stem(path, settings), stop, shown)
+        except TooLargeError as exc:
+            yield updates.failed(exc.advise(text.WINDOW_ADVICE), updates.RECEIVER_REFERENCES, shown.reference)
         except DiracError as exc:
             yield updates.failed(exc, updates.RECEIVER_REFERENCES, shown.reference)
 
@@ -125,18 +138,19 @@ class DiracDemo:
         except DiracError as exc:
             raise _refused("/enhance", exc) from exc
 
-    def decode(self, bitstream, steps=DEFAULT_STEPS, seed=0, threshold=True, protect=None):
-        """Receiver side of the API: decode a .drc file and enhance it, one update per step.
-
-        ``protect``: a mask image whose regions stay at step 1, instead of any mask in the file.
-        """
+    def decode(self, bitstream, steps=DEFAULT_STEPS, seed=0, threshold=True, protect=None, window=""):
+        """Receiver side of the API: decode a file and enhance it, one update per step. ``protect``: a mask
+        image whose regions stay at step 1, instead of the file's; ``window``: "x,y,width,height", the
+        full-resolution part enhanced of a file over the pixel limit (JPEG and AVIF up to 64 MP)."""
         try:
             bitstream = api.upload(bitstream, text.API_NO_BITSTREAM)
             data = read_bitstream(bitstream)
-            settings = api.receive_run(self.pipe, read_encoded(data).codec, ReceiverSettings(steps, seed, threshold),
-                                       strict=True)
-            yield from self._api_stream(run_receive(self.key, data, settings), settings, file_stem(bitstream),
+            settings = api.receive_run(self.pipe, read_encoded(data).codec,
+                                       ReceiverSettings(steps, seed, threshold, window), strict=True)
+            yield from self._api_stream(run_receive(self.key, data, settings), settings, _stem(bitstream, settings),
                                         api.optional(protect))
+        except TooLargeError as exc:
+            raise _refused("/decode", exc.advise(text.API_WINDOW_ADVICE)) from exc
         except DiracError as exc:
             raise _refused("/decode", exc) from exc
 
@@ -170,8 +184,8 @@ class DiracDemo:
         with closing(events):
             for ev in events:
                 if isinstance(ev, Compressed):
-                    mask = read_mask(protect, ev.encoded.width, ev.encoded.height) if protect else None
-                    note = text.file_note(ev.encoded, ev.nbytes)
+                    mask = ev.protect_mask(protect) if protect else None
+                    note = text.file_note(ev.encoded, ev.nbytes, ev.window)
                     record = RunRecord.start(ev, settings.steps, stem, root, note, mask)
                 else:
                     record.add(ev)
@@ -224,6 +238,23 @@ def _measure_same_bytes(record: RunRecord) -> None:
     usable = tuple(c for c in SAME_BYTES_CODECS if features.check(c))
     left_out = [text.same_bytes_unwritable(SAME_BYTES_CODECS[c][0]) for c in SAME_BYTES_CODECS if c not in usable]
     record.add_same_bytes(same_bytes(record.original_tensor(), record.nbytes, usable) if usable else [], left_out)
+
+
+def _window_pick(data: bytes, enc, pipe: DiracPipeline) -> WindowPick | None:
+    """The overview and centre window of a plain file over the page's limit that is still decoded
+    whole here; None for any other file, or one whose overview Pillow cannot make."""
+    if not pipe.max_pixels < enc.width * enc.height <= pipe.largest(enc):
+        return None
+    try:
+        return WindowPick.of_file(data, enc, pipe.max_pixels)
+    except Exception as exc:  # noqa: BLE001 - without an overview the file is offered as it is
+        LOG.warning("no overview of an upload: %s", exc)
+        return None
+
+
+def _stem(path: str, settings: RunSettings) -> str:
+    """The download files' stem: the upload's name, and the window's place when it is one."""
+    return file_stem(path) + (f"_{settings.window.label}" if settings.window is not None else "")
 
 
 def _reset(previous, stop: StopFlag) -> None:

@@ -12,7 +12,9 @@ from ..codecs import CODECS
 from ..codecs.refine import DEFAULT_ITERS as UI_REFINE_ITERS, MAX_REFINE
 from ..errors import InputError, NoModelError
 from ..pipeline import DiracPipeline, RunSettings
+from ..window import Window
 from .settings import MAX_SEED, MAX_STEPS, PageSettings, ReceiverSettings, weight_from_slider
+from .windows import WindowPick
 
 
 def whole(value, name: str, high: int, low: int = 0) -> int:
@@ -104,7 +106,17 @@ def enhance_run(pipe: DiracPipeline, codec, rate_value, steps_value, seed, thres
 def receive_run(pipe: DiracPipeline, codec: str, given: ReceiverSettings, strict: bool) -> RunSettings:
     """The run of a received file of ``codec`` (``strict``: refuse steps without a model, as /decode does)."""
     return RunSettings(codec, steps=steps(pipe, codec, given.steps, strict), seed=whole(given.seed, "seed", MAX_SEED),
-                       threshold=flag(given.threshold, "threshold"))
+                       threshold=flag(given.threshold, "threshold"), window=window(given.window))
+
+
+def window(value) -> Window | None:
+    """The full-resolution window asked for: the page's :class:`WindowPick`, the API's text
+    "x,y,width,height", or None for the whole file (nothing, or empty text)."""
+    if isinstance(value, WindowPick):
+        return value.window
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return Window.parse(value)
 
 
 def refining_codecs() -> str:

@@ -37,7 +37,7 @@ def read_bitstream(path: str | None) -> bytes:
     return p.read_bytes()
 
 
-def _replace_into(path: Path, write) -> None:
+def replace_into(path: Path, write) -> None:
     """Write ``path`` through a staging file in its folder (``write(fh)``), then rename it into place."""
     fd, staging = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "wb") as fh:
@@ -64,7 +64,7 @@ class RunFiles:
         path = self.png(name)
         if not path.exists():
             mode = "RGBA" if image.shape[-1] == 4 else "RGB"
-            _replace_into(path, lambda fh: fh.write(png_bytes(Image.fromarray(image, mode))))
+            replace_into(path, lambda fh: fh.write(png_bytes(Image.fromarray(image, mode))))
         return path
 
     def exists(self) -> bool:

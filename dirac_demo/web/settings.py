@@ -80,6 +80,7 @@ class ReceiverSettings:
     steps: int = DEFAULT_STEPS
     seed: int = 0
     threshold: bool = True
+    window: object = None      # a file over the pixel limit: "x,y,width,height" (the API) or the page's WindowPick
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ from .. import __version__
 from ..codecs import CODECS, Encoded
 from ..images import pil_to_tensor, tensor_to_uint8
 from ..pipeline import Compressed, Frame
-from ..protect import file_mask
 from ..quality import LiveSWD, bits_per_pixel, psnr
 from ..same_bytes import SameBytesFile
 from .crop import centre_on, side_by_side
@@ -82,6 +81,7 @@ class RunRecord:
     note: str = ""                    # what the received file is, when it is not a .drc
     suffix: str = "drc"               # the bitstream's file type: "drc", or a plain file's ending
     source_size: tuple[int, int] | None = None   # the upload's (width, height) when it was downscaled
+    file_size: tuple[int, int] | None = None     # the file's (width, height) when the run is a window of it
     frames: list[np.ndarray] = field(default_factory=list)
     psnr: list[float | None] = field(default_factory=list)
     ms_ssim: list[float | None] = field(default_factory=list)
@@ -102,11 +102,11 @@ class RunRecord:
               protect: np.ndarray | None = None) -> RunRecord:
         """A record of the run whose header is ``comp`` (the original kept when it has one), its
         bitstream written for download; ``protect`` replaces the file's mask (the API's)."""
-        enc = comp.encoded
+        enc, (width, height) = comp.encoded, comp.size
         original = tensor_to_uint8(comp.original) if comp.original is not None else None
-        mask = Protection(enc.width, enc.height, file_mask(enc) if protect is None else protect)
-        rec = cls(enc.codec, enc.rate, enc.width, enc.height, comp.nbytes, total, RunFiles.create(root), stem,
-                  original, note, _suffix(enc), comp.source_size, protection=mask)
+        mask = Protection(width, height, comp.protect_mask() if protect is None else protect)
+        rec = cls(enc.codec, enc.rate, width, height, comp.nbytes, total, RunFiles.create(root), stem, original, note,
+                  _suffix(enc), comp.source_size, (enc.width, enc.height) if comp.window else None, protection=mask)
         rec.bitstream_path.write_bytes(comp.bitstream)
         return rec
 
@@ -147,7 +147,7 @@ class RunRecord:
 
     @property
     def bpp(self) -> float:
-        return bits_per_pixel(self.nbytes, self.width, self.height)
+        return bits_per_pixel(self.nbytes, *(self.file_size or (self.width, self.height)))
 
     @property
     def workdir(self) -> Path:

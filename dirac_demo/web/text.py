@@ -17,7 +17,9 @@ from .settings import DEFAULT_CODEC, DEFAULT_STEPS, PageSettings, weight_from_sl
 
 if TYPE_CHECKING:
     from ..pipeline import DiracPipeline
+    from ..window import Window
     from .state import RunRecord, SameBytes
+    from .windows import WindowPick
 
 SAME_BYTES_NAMES = " and ".join(name for name, _ in SAME_BYTES_CODECS.values())   # the comparison formats
 PLAIN_FILES = " or ".join(c.label for c in CODECS.values() if c.plain_files)    # the plain files a receiver takes
@@ -178,24 +180,52 @@ def missing_model_note(pipe: DiracPipeline, codec: str) -> str | None:
     return None
 
 
-def file_note(enc: Encoded, nbytes: int) -> str:
-    """For a plain file read as a bitstream: what its codec reads from it (a ``.drc``: nothing)."""
-    return CODECS[enc.codec].describe(enc, nbytes) if enc.file is not None else ""
+def file_note(enc: Encoded, nbytes: int, window: Window | None = None) -> str:
+    """For a plain file read as a bitstream: what its codec reads from it (a ``.drc``: nothing),
+    and the window of it enhanced, if not all of it."""
+    note = CODECS[enc.codec].describe(enc, nbytes) if enc.file is not None else ""
+    if window is None:
+        return note
+    part = (f"the {window.width}×{window.height} window at x {window.x}, y {window.y} of its {enc.width}×{enc.height} "
+            "pixels, enhanced at 100 % from the file's own decoded pixels (not downscaled)")
+    return f"{note}: {part}" if note else part
 
 
-def file_offer(enc: Encoded, nbytes: int) -> str:
-    """For an upload that is a plain file a codec reads: what enhancing it as it is means."""
+def file_offer(enc: Encoded, nbytes: int, pick: WindowPick | None = None) -> str:
+    """For an upload that is a plain file a codec reads: what enhancing it as it is means (and,
+    over the page's limit, the window it takes)."""
     facts = enc.file
     quality = {"exact": f"quality {enc.rate:g}", "estimated": f"quality {enc.rate:g} (estimated)"}.get(
         facts.quality_read, "quality unknown")
     form = f"{facts.subsampling}, " if facts.subsampling else ""
-    return (f"This upload is a {facts.kind} file: {enc.width}×{enc.height}, {nbytes:,} bytes, {form}{quality}. "
+    line = (f"This upload is a {facts.kind} file: {enc.width}×{enc.height}, {nbytes:,} bytes, {form}{quality}. "
             "DIRAC can enhance **the file as it is**, its own bytes the bitstream. Nothing is re-compressed, so "
             "there is no original to measure PSNR against: judge the steps by eye against the file's own decode.")
+    if pick is None:
+        return line
+    return line + (f" At {enc.width * enc.height / 1e6:.1f} MP it is over this page's {pick.limit / 2**20:.3g} MP, "
+                   "and downscaling it would remove the blocking and ringing DIRAC repairs: a **full-resolution "
+                   f"window** of {pick.window.width}×{pick.window.height} pixels is enhanced at 100 %, from the file's "
+                   "own decoded pixels. Click the photo below to move the window; it starts at the centre.")
 
 
-def as_is_button(enc: Encoded) -> str:
-    return f"Enhance this {enc.file.kind} as it is"
+def as_is_button(enc: Encoded, pick: WindowPick | None = None) -> str:
+    if pick is None:
+        return f"Enhance this {enc.file.kind} as it is"
+    return f"Enhance this window of the {enc.file.kind} at 100 %"
+
+
+def window_label(pick: WindowPick) -> str:
+    """The overview's label: where the window is."""
+    w = pick.window
+    return (f"Window {w.width}×{w.height} at x {w.x}, y {w.y} of {pick.size[0]}×{pick.size[1]} "
+            "(click to move it)")
+
+
+WINDOW_ADVICE = "upload it in the first tab and enhance it as it is: you choose a full-resolution window of it there"
+API_WINDOW_LABEL = ("window (x,y,width,height: a full-resolution part of a JPEG or AVIF file over the pixel limit; "
+                    "empty for the whole file)")
+API_WINDOW_ADVICE = "pass window=x,y,width,height to enhance a full-resolution window of it"
 
 
 def default_settings_note(settings: PageSettings) -> str:

@@ -121,10 +121,19 @@ def codec_controls(pipe: DiracPipeline, codec: str, weight: float | None = None)
             gr.update(value=text.warning(note), visible=bool(note)))
 
 
-def offer(enc, nbytes: int) -> tuple:
+def offer(enc, nbytes: int, pick=None, picture=None) -> tuple:
     """For an upload that is a plain file a codec reads (``enc``, else None): the note about
-    enhancing it as it is, and the button that does."""
+    enhancing it as it is, the button that does, and for a file over the page's limit the
+    overview to choose its window on (``picture``: the overview's file) with the choice (``pick``)."""
     if enc is None:
-        return gr.update(value="", visible=False), gr.update(visible=False)
-    return (gr.update(value=text.file_offer(enc, nbytes), visible=True),
-            gr.update(value=text.as_is_button(enc), visible=True))
+        return (gr.update(value="", visible=False), gr.update(visible=False), gr.update(value=None, visible=False),
+                None)
+    return (gr.update(value=text.file_offer(enc, nbytes, pick), visible=True),
+            gr.update(value=text.as_is_button(enc, pick), visible=True), window_picture(pick, picture), pick)
+
+
+def window_picture(pick, picture) -> dict:
+    """The overview with its window drawn (hidden without a window to choose)."""
+    if pick is None:
+        return gr.update(value=None, visible=False)
+    return gr.update(value=str(picture), label=text.window_label(pick), visible=True)

@@ -352,6 +352,23 @@ def test_linear_decay_reaches_the_end_value_and_stays():
     assert opt.param_groups[0]["lr"] == pytest.approx(0.5)
 
 
+def test_a_resumed_run_goes_on_along_the_same_decay_line():
+    from dirac_demo.train.runner import LinearDecay
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    first = LinearDecay(opt, start_step=0, total=20, end=0.0)
+    first(8)
+    saved = first.anchor
+    opt.param_groups[0]["lr"] = 1.0                        # the resumed command sets --lr again
+    resumed = LinearDecay(opt, start_step=8, total=20, end=0.0, resumed=saved)
+    resumed(10)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.5)  # on the line from step 0, not from step 8
+    opt.param_groups[0]["lr"] = 1.0
+    changed = LinearDecay(opt, start_step=8, total=40, end=0.0, resumed=saved)  # new --steps: a new line
+    changed(8)
+    assert opt.param_groups[0]["lr"] == pytest.approx(1.0)
+
+
 def test_warmup_ramps_a_fresh_optimiser_onto_the_decay_line():
     from dirac_demo.train.runner import LinearDecay
 

@@ -332,11 +332,12 @@ def test_sender_offers_to_enhance_a_jpeg_upload_as_it_is(pipe, photo, photo_path
     jpg = tmp_path / "phone.jpg"
     photo.save(jpg, format="JPEG", quality=30, subsampling=0)
     demo = DiracDemo(pipe, str(tmp_path))
-    note, button = demo.offer_file({"path": str(jpg)})
+    note, button, picture, pick = demo.offer_file({"path": str(jpg)})
     assert button["visible"] and "quality 30" in note["value"] and "4:4:4" in note["value"]
+    assert not picture["visible"] and pick is None                    # within the limit: no window to choose
     assert note["value"].startswith("This upload is a JPEG file") and button["value"] == "Enhance this JPEG as it is"
-    assert not any(u["visible"] for u in demo.offer_file(str(photo_path)))     # a PNG: no offer
-    assert not any(u["visible"] for u in demo.offer_file(None))
+    assert not any(u["visible"] for u in demo.offer_file(str(photo_path))[:3])     # a PNG: no offer
+    assert not any(u["visible"] for u in demo.offer_file(None)[:3])
     updates = list(demo.enhance_file(str(jpg), ReceiverSettings(2, 0, True), None, StopFlag(), VIEW))
     record = updates[1]["record"]
     assert record.nbytes == jpg.stat().st_size and record.rate == 30 and set(record.psnr) == {None}
