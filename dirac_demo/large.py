@@ -136,13 +136,13 @@ def enhance_tiles(pipe: "DiracPipeline", comp: Compressed, stop: int, steps: int
     height, width = cond.shape[-2:]
     plan = plan or default_plan(pipe, height, width)
     ts = [int(t) for t in model.spacing.timesteps(steps, NUM_RESPACED, pipe.schedule.num_timesteps)][:stop]
-    clip = pipe.clip_for(comp.encoded, threshold)
+    clip, fcond = pipe.clip_for(comp.encoded, threshold), pipe.file_condition(comp)
     bands = {k: BandBlender(height, width) for k in wanted}
     for j, y in enumerate(plan.ys):
         for x in plan.xs:
             xb = to_signed(cond[..., y:y + plan.tile, x:x + plan.tile]).to(pipe.device)
             noise = block_noise(seed, y, x, *xb.shape[-2:]) * pipe.schedule.sigma(ts[0])
-            frames = _tile_frames(pipe, model.net, xb, noise.to(pipe.device), ts, clip, wanted, on_step)
+            frames = _tile_frames(pipe, model.net, (xb, fcond), noise.to(pipe.device), ts, clip, wanted, on_step)
             weight = ramp_weights(*xb.shape[-2:], plan.overlap)
             for k, image in frames.items():
                 bands[k].add(y, x, image, weight)
@@ -153,12 +153,13 @@ def enhance_tiles(pipe: "DiracPipeline", comp: Compressed, stop: int, steps: int
 
 
 @torch.no_grad()
-def _tile_frames(pipe: "DiracPipeline", net, xb: torch.Tensor, r: torch.Tensor, ts: list[int], clip: float,
+def _tile_frames(pipe: "DiracPipeline", net, given: tuple, r: torch.Tensor, ts: list[int], clip: float,
                  wanted: list[int], on_step: Callable[[], None] | None) -> dict[int, np.ndarray]:
-    """One tile from its late-start latent ``r`` through steps 1..max(``wanted``): the wanted
-    frames as (h, w, 3) float32 arrays in [0, 1]."""
-    frames = {}
-    sampler = ddim_sample(lambda r_t, t: pipe._net(net, r_t, t, xb), r, ts, pipe.schedule, clip=clip)
+    """One tile from its late-start latent ``r`` through steps 1..max(``wanted``), ``given`` the
+    tile's base and the file's conditioning vector (or None): the wanted frames as (h, w, 3)
+    float32 arrays in [0, 1]."""
+    frames, (xb, fcond) = {}, given
+    sampler = ddim_sample(lambda r_t, t: pipe._net(net, r_t, t, xb, fcond), r, ts, pipe.schedule, clip=clip)
     for k in range(1, wanted[-1] + 1):
         step = next(sampler)
         if k in wanted:

@@ -18,11 +18,12 @@ import torch
 
 from . import codecs
 from .codecs import CODECS, BaseCodec, Encoded
+from .diffusion.file_condition import jpeg_condition
 from .diffusion.sampler import Step, ddim_sample, late_start_noise, nearest_threshold
 from .diffusion.schedule import Schedule, Spacing
 from .errors import BitstreamError, InputError, NoModelError, TooLargeError
-from .images import (LARGE_PIXELS, MAX_PIXELS, ImageLike, fit_pixels, from_signed, pad_to_multiple, pil_to_tensor, read_rgb,
-                     to_signed)
+from .images import (LARGE_PIXELS, MAX_PIXELS, ImageLike, fit_pixels, from_signed, pad_to_multiple, pil_to_tensor,
+                     read_rgb, to_signed)
 from .machine import cpu_has_bf16, device_label
 from .protect import file_mask, pack_mask, read_mask
 from .quality import bits_per_pixel
@@ -210,20 +211,9 @@ class DiracPipeline:
         :meth:`largest`) and the base is that window of it, at 100 %."""
         t0 = time.perf_counter()
         enc = codecs.read(data)
-        limit = max_pixels or self.max_pixels
-        whole = limit if window is None else self.largest(enc)
-        if window is None and limit < enc.width * enc.height <= self.largest(enc):
-            raise TooLargeError(enc.width, enc.height, limit, "choose a window of it to enhance at full size")
-        if enc.width * enc.height > whole:
-            raise BitstreamError(f"The bitstream declares a {enc.width}x{enc.height} image, over the "
-                                 f"{whole / 1e6:.1f} MP limit of this decoder.")
-        if window is not None:
-            window.check(enc.width, enc.height, limit)
+        check_size(enc, max_pixels or self.max_pixels, self.largest(enc), window)
         out = self.codec(enc.codec).decompress(enc)
-        base, cond = out["x_hat"], out.get("x_cond")
-        if window is not None:
-            base = window.crop(base).contiguous()
-            cond = window.crop(cond).contiguous() if cond is not None else None
+        base, cond = (_cut(out.get(key), window) for key in ("x_hat", "x_cond"))
         return Compressed(bytes(data), enc, base, time.perf_counter() - t0, cond=cond, window=window)
 
     def largest(self, enc: Encoded) -> int:
@@ -264,7 +254,8 @@ class DiracPipeline:
         cond = comp.cond if comp.cond is not None and comp.cond.shape == comp.base.shape else comp.base
         xb = to_signed(cond).to(self.device)
         r = late_start_noise(xb.shape, int(ts[0]), self.schedule, gen, self.device)
-        denoise = lambda r_t, t: self._denoise(model.net, r_t, t, xb)  # noqa: E731
+        fcond = self.file_condition(comp)
+        denoise = lambda r_t, t: self._denoise(model.net, r_t, t, xb, fcond)  # noqa: E731
         sampler = ddim_sample(denoise, r, ts, self.schedule, clip=self.clip_for(comp.encoded, threshold),
                               eta=eta, generator=gen)
         for k in range(1, stop + 1):
@@ -293,25 +284,52 @@ class DiracPipeline:
         yield from self.frames(comp, s.steps, s.stop, s.seed, s.threshold, s.eta)
 
     # ---- the network, whole or in tiles -------------------------------------------------------
-    def _autocast(self):
-        return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
-                              enabled=self.amp_dtype is not None)
+    def file_condition(self, comp: Compressed) -> torch.Tensor | None:
+        """The vector a file-conditioned DIRAC network reads from the base file's header
+        (:mod:`.diffusion.file_condition`: a JPEG's quantisation tables and chroma subsampling);
+        None for the networks that read none."""
+        model = self.dirac.get(comp.encoded.codec)
+        if model is None or not model.net.config.file_cond:
+            return None
+        return jpeg_condition(self.codec(comp.encoded.codec).one_chunk(comp.encoded)).to(self.device)
 
     @torch.no_grad()
-    def _denoise(self, net, r: torch.Tensor, t: int, xb: torch.Tensor) -> torch.Tensor:
+    def _denoise(self, net, r: torch.Tensor, t: int, xb: torch.Tensor,
+                 fcond: torch.Tensor | None = None) -> torch.Tensor:
         """r̂0 of the whole image up to ``tile_above`` pixels, else blended from overlapping tiles."""
         if r.shape[-2] * r.shape[-1] <= self.tile_above:
-            return self._net(net, r, t, xb)
-        return tiled(lambda rs, xs: self._net(net, rs, t, xs), r, xb, self.tile, self.tile_overlap)
+            return self._net(net, r, t, xb, fcond)
+        return tiled(lambda rs, xs: self._net(net, rs, t, xs, fcond), r, xb, self.tile, self.tile_overlap)
 
-    def _net(self, net, r: torch.Tensor, t: int, xb: torch.Tensor) -> torch.Tensor:
+    def _net(self, net, r: torch.Tensor, t: int, xb: torch.Tensor, fcond: torch.Tensor | None = None) -> torch.Tensor:
+        """One network call on a padded, channels-last copy (``fcond``: the file's vector, if it reads one)."""
         m = net.multiple
         h, w = r.shape[-2:]
         rp = pad_to_multiple(r, m).to(self.net_dtype, memory_format=torch.channels_last)
         xp = pad_to_multiple(xb, m).to(self.net_dtype, memory_format=torch.channels_last)
-        with self._autocast():
-            out = net(rp, torch.full((1,), t, device=r.device, dtype=torch.long), xp)
+        tt, amp = torch.full((1,), t, device=r.device, dtype=torch.long), self.amp_dtype
+        with torch.autocast(self.device.type, dtype=amp or torch.float32, enabled=amp is not None):
+            out = net(rp, tt, xp) if fcond is None else net(rp, tt, xp, fcond)
         return out.float()[..., :h, :w]
+
+
+def check_size(enc: Encoded, limit: int, largest: int, window: Window | None) -> None:
+    """Refuse a file before decoding it: over ``limit`` pixels without a window (a
+    :class:`~.errors.TooLargeError` when it is at most ``largest``, so that a window of it could be
+    taken), over ``largest`` with one, or with a window outside it or over ``limit``."""
+    pixels = enc.width * enc.height
+    if window is None and limit < pixels <= largest:
+        raise TooLargeError(enc.width, enc.height, limit, "choose a window of it to enhance at full size")
+    if pixels > (limit if window is None else largest):
+        raise BitstreamError(f"The bitstream declares a {enc.width}x{enc.height} image, over the "
+                             f"{(limit if window is None else largest) / 1e6:.1f} MP limit of this decoder.")
+    if window is not None:
+        window.check(enc.width, enc.height, limit)
+
+
+def _cut(x: torch.Tensor | None, window: Window | None) -> torch.Tensor | None:
+    """``x`` (None stays None), or its ``window`` as a tensor of its own."""
+    return x if x is None or window is None else window.crop(x).contiguous()
 
 
 def check_run(steps: int, stop: int | None, eta: float) -> int:

@@ -20,17 +20,8 @@ originals, and whether the row meets the targets:
 - quality 21–50: first step ≥ +1.0 dB; last step ≥ −0.5 dB and SWD ≤ 0.8× the JPEG's;
 - quality > 50: first step ≥ −0.1 dB.
 
-The encoders:
-
-- ``pillow``: Pillow's defaults (libjpeg-turbo, IJG tables, 4:2:0, baseline), what the model
-  was trained on;
-- ``cjpeg-444``: libjpeg-turbo's ``cjpeg -sample 1x1`` (no chroma subsampling);
-- ``cjpeg-420-prog``: ``cjpeg -sample 2x2 -progressive``;
-- ``cjpeg-moz-tables``: ``cjpeg -qtables`` with mozjpeg's default tables (its table set 3, by
-  N. Robidoux, for both luma and chroma), scaled by ``-quality``, 4:2:0, baseline: tables that
-  are not IJG's, so the quality factor is an estimate (mozjpeg's trellis quantisation is not
-  reproduced);
-- ``pillow-422``: Pillow with ``subsampling=1`` (4:2:2).
+The encoders are :mod:`dirac_demo.eval.jpeg_writers`' (Pillow, Pillow 4:2:2, cjpeg 4:4:4, cjpeg
+progressive 4:2:0, cjpeg with mozjpeg's tables).
 
 ``cjpeg`` is Debian's ``libjpeg-turbo-progs``. DIR is the training folder; its held-out files
 (every 40th) are used, never Kodak. ``--json OUT`` keeps the rows.
@@ -39,17 +30,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import io
 import json
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
-from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # this checkout's dirac_demo, installed or not
 from dirac_demo.eval.heldout import run_steps  # noqa: E402
@@ -57,35 +44,8 @@ from dirac_demo.swd import swd  # noqa: E402
 from dirac_demo.images import read_rgb_within, pil_to_tensor  # noqa: E402
 from dirac_demo.pipeline import DiracPipeline  # noqa: E402
 from dirac_demo.quality import bits_per_pixel, psnr  # noqa: E402
-from dirac_demo.train.data import MOZJPEG_TABLE, heldout_images  # noqa: E402
-
-def pillow(img: Image.Image, quality: int, **kw) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format="JPEG", quality=quality, **kw)
-    return buf.getvalue()
-
-
-def cjpeg(img: Image.Image, quality: int, *flags: str) -> bytes:
-    """``cjpeg -quality Q FLAGS`` on ``img`` (a PPM on its stdin); "-qtables" gets mozjpeg's tables."""
-    ppm = io.BytesIO()
-    img.save(ppm, format="PPM")
-    with tempfile.TemporaryDirectory() as tmp:
-        table = Path(tmp) / "tables.txt"
-        if "-qtables" in flags:
-            table.write_text((" ".join(map(str, MOZJPEG_TABLE)) + "\n") * 2)
-        args = [a for f in flags for a in ((f, str(table)) if f == "-qtables" else (f,))]
-        return subprocess.run(["cjpeg", "-quality", str(quality), *args], input=ppm.getvalue(),
-                              capture_output=True, check=True).stdout
-
-
-ENCODERS = {
-    "pillow": lambda img, q: pillow(img, q),
-    "pillow-422": lambda img, q: pillow(img, q, subsampling=1),
-    "cjpeg-444": lambda img, q: cjpeg(img, q, "-sample", "1x1"),
-    "cjpeg-420-prog": lambda img, q: cjpeg(img, q, "-sample", "2x2", "-progressive"),
-    "cjpeg-moz-tables": lambda img, q: cjpeg(img, q, "-sample", "2x2", "-baseline", "-qtables"),
-}
-
+from dirac_demo.eval.jpeg_writers import ENCODERS  # noqa: E402
+from dirac_demo.train.data import heldout_images  # noqa: E402
 
 def targets(quality: int) -> tuple[float, float | None, float | None]:
     """(least first-step gain, least last-step gain, largest last-step SWD ratio) at ``quality``."""

@@ -108,7 +108,7 @@ def test_tiling_blends_to_the_untiled_result(tiny_assets, monkeypatch):
                                           tile_overlap=8, tile_above=0)
     calls = []
 
-    def local_net(net, r, t, xb):
+    def local_net(net, r, t, xb, fcond=None):
         calls.append(r.shape[-2:])
         return 0.1 * xb + 0.01 * r * t
 

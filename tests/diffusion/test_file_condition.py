@@ -168,3 +168,30 @@ def test_a_drc_and_a_plain_jpeg_give_the_receiver_the_same_vector():
     assert sent[4] == 1 and sent[0] > 0.9                      # Pillow's 4:2:0, coarser than Annex K
     assert torch.equal(jpeg_condition(read(pack(enc)).chunks[0]), sent)
     assert torch.equal(jpeg_condition(read(enc.chunks[0]).chunks[0]), sent)
+
+
+def test_the_pipeline_reads_the_files_vector_for_a_conditioned_model(pipe, photo, tmp_path):
+    """A file-conditioned JPEG model runs in the pipeline (whole image and tile by tile), fed the
+    vector of the file it enhances; the unconditioned models are fed none."""
+    from dirac_demo import DiracPipeline
+    from dirac_demo.large import enhance_tiles, plan_tiles
+    from dirac_demo.weights import DiracModel
+    jpeg = pipe.dirac["jpeg"]
+    net = _trained_like(replace(jpeg.net.config, file_cond=FILE_COND_DIM))     # parameters that want grads
+    for p in net.out.parameters():
+        p.data.mul_(0.01)                           # keep the residual small, as a trained one is
+    conditioned = DiracPipeline(pipe.codecs, {**pipe.dirac, "jpeg": DiracModel(net, jpeg.thresholds, jpeg.meta)},
+                                device="cpu", precision="fp32")
+    data = {q: io.BytesIO() for q in (15, 60)}
+    for q, buf in data.items():
+        photo.save(buf, format="JPEG", quality=q)
+    comps = {q: conditioned.decode(buf.getvalue()) for q, buf in data.items()}
+    assert torch.equal(conditioned.file_condition(comps[15]), jpeg_condition(data[15].getvalue()))
+    assert pipe.file_condition(pipe.decode(data[15].getvalue())) is None
+    swapped = {q: replace(comps[q], base=comps[15].base) for q in comps}    # same pixels, other header
+    last = {q: list(conditioned.frames(c, 3))[-1].image for q, c in swapped.items()}
+    assert not torch.equal(last[15], last[60])
+    assert not last[15].requires_grad                 # sampling builds no autograd graph
+    tiles = enhance_tiles(conditioned, swapped[60], 3, 3, plan=plan_tiles(72, 96, 64))
+    whole = (last[60][0].permute(1, 2, 0).numpy() * 255).round()
+    assert np.abs(tiles[3].astype(float) - whole).mean() < 8
