@@ -132,7 +132,7 @@ def enhance_tiles(pipe: "DiracPipeline", comp: Compressed, stop: int, steps: int
     model = pipe.dirac.get(comp.encoded.codec)
     if model is None:
         raise NoModelError(comp.encoded.codec)
-    cond = comp.cond if comp.cond is not None and comp.cond.shape == comp.base.shape else comp.base
+    cond = comp.start
     height, width = cond.shape[-2:]
     plan = plan or default_plan(pipe, height, width)
     ts = [int(t) for t in model.spacing.timesteps(steps, NUM_RESPACED, pipe.schedule.num_timesteps)][:stop]

@@ -78,6 +78,11 @@ class Compressed:
         return len(self.bitstream)
 
     @property
+    def start(self) -> torch.Tensor:
+        """The image DIRAC is conditioned on: ``cond`` where the codec has one of the base's shape, else the base."""
+        return self.cond if self.cond is not None and self.cond.shape == self.base.shape else self.base
+
+    @property
     def size(self) -> tuple[int, int]:
         """(width, height) of the base: the file's, or its window's."""
         return self.base.shape[-1], self.base.shape[-2]
@@ -251,8 +256,7 @@ class DiracPipeline:
         spacing = model.spacing if spacing is None else spacing
         ts = spacing.timesteps(steps, NUM_RESPACED, self.schedule.num_timesteps)
         gen = torch.Generator().manual_seed(int(seed))
-        cond = comp.cond if comp.cond is not None and comp.cond.shape == comp.base.shape else comp.base
-        xb = to_signed(cond).to(self.device)
+        xb = to_signed(comp.start).to(self.device)
         r = late_start_noise(xb.shape, int(ts[0]), self.schedule, gen, self.device)
         fcond = self.file_condition(comp)
         denoise = lambda r_t, t: self._denoise(model.net, r_t, t, xb, fcond)  # noqa: E731
