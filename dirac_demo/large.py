@@ -159,7 +159,7 @@ def _tile_frames(pipe: "DiracPipeline", net, given: tuple, r: torch.Tensor, ts: 
     tile's base and the file's conditioning vector (or None): the wanted frames as (h, w, 3)
     float32 arrays in [0, 1]."""
     frames, (xb, fcond) = {}, given
-    sampler = ddim_sample(lambda r_t, t: pipe._net(net, r_t, t, xb, fcond), r, ts, pipe.schedule, clip=clip)
+    sampler = ddim_sample(lambda r_t, t: pipe.call_net(net, r_t, t, xb, fcond), r, ts, pipe.schedule, clip=clip)
     for k in range(1, wanted[-1] + 1):
         step = next(sampler)
         if k in wanted:

@@ -302,10 +302,10 @@ class DiracPipeline:
                  fcond: torch.Tensor | None = None) -> torch.Tensor:
         """r̂0 of the whole image up to ``tile_above`` pixels, else blended from overlapping tiles."""
         if r.shape[-2] * r.shape[-1] <= self.tile_above:
-            return self._net(net, r, t, xb, fcond)
-        return tiled(lambda rs, xs: self._net(net, rs, t, xs, fcond), r, xb, self.tile, self.tile_overlap)
+            return self.call_net(net, r, t, xb, fcond)
+        return tiled(lambda rs, xs: self.call_net(net, rs, t, xs, fcond), r, xb, self.tile, self.tile_overlap)
 
-    def _net(self, net, r: torch.Tensor, t: int, xb: torch.Tensor, fcond: torch.Tensor | None = None) -> torch.Tensor:
+    def call_net(self, net, r: torch.Tensor, t: int, xb: torch.Tensor, fcond: torch.Tensor | None = None) -> torch.Tensor:
         """One network call on a padded, channels-last copy (``fcond``: the file's vector, if it reads one)."""
         m = net.multiple
         h, w = r.shape[-2:]

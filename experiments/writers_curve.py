@@ -1,14 +1,18 @@
 """Does training only JPEG+DIRAC's file conditioning move its realism on other writers' files?
 
 Command: python experiments/writers_curve.py --data ../shared/data/train --run runs/fc_mixed \
-             --init assets/dirac_jpeg --threads 1 -- --file-cond --train-only file_cond \
+             --init assets/dirac_jpeg --threads 2 -- --file-cond --train-only file_cond \
              --jpeg-writers pillow pillow 444 422 mozjpeg-tables double --crop 128 --batch 8 \
              --qf-min 5 --qf-max 90 --lr 1e-4 --lr-end 1e-5 --warmup 100 --steps 53385
-         the control: --run runs/fc_pillow and no --jpeg-writers, the same steps
-Answer:  open: no conditioned checkpoint is measured yet. The first row (the shipped model) has
-         the last step at 0.72× / 0.85× the JPEG's SWD for Pillow at quality 20 / 40, 0.72× / 0.93×
-         for cjpeg 4:4:4 and 0.76× / 0.88× for mozjpeg's tables; the curve, one row every
-         ``--every`` steps, is ``RUN/curve.csv`` and ``RUN/curve.png``.
+         the control: --run runs/fc_pillow --max-more 2115 --no-stop and no --jpeg-writers
+Answer:  no, on the mix it costs realism. From the shipped model's last step at 0.72x / 0.85x the
+         JPEG's SWD (Pillow, quality 20 / 40), 0.72x / 0.93x (cjpeg 4:4:4) and 0.76x / 0.88x
+         (mozjpeg's tables), 1 115 steps on the six writers read 0.81x / 0.90x, 0.84x / 1.06x and
+         0.85x / 0.92x, the first step within +0.06 dB; the plateau rule stopped the run there.
+         On Pillow's files alone, 2 115 steps read 0.73x / 0.79x, 0.76x / 0.93x and 0.78x / 0.84x:
+         Pillow's quality 40 reaches 0.8x, quality 20 does not reach 0.7x. The curves are
+         results/curves/jpeg_filecond_{mixed,pillow}_heldout.csv (RUN/curve.csv and curve.png
+         of each run); the finding is in docs/findings/jpeg-encoders.md.
 
 :mod:`dirac_demo.train.curve`'s driver (the trainer as a child paused at each checkpoint, each
 measured checkpoint kept, ``RUN/PAUSE``, the step budget and the plateau rule) with another

@@ -112,7 +112,7 @@ def test_tiling_blends_to_the_untiled_result(tiny_assets, monkeypatch):
         calls.append(r.shape[-2:])
         return 0.1 * xb + 0.01 * r * t
 
-    monkeypatch.setattr(tiled, "_net", local_net)
+    monkeypatch.setattr(tiled, "call_net", local_net)
     r, xb = torch.randn(1, 3, 90, 110), torch.rand(1, 3, 90, 110)
     out = tiled._denoise(None, r, 5, xb)
     assert torch.allclose(out, 0.1 * xb + 0.05 * r, atol=1e-6)

@@ -179,7 +179,7 @@ def _follow(args, child: subprocess.Popen, curve: Measurement, rows: list[dict],
                 shutil.copyfile(ckpt, run / f"checkpoint_{seen}.pt")
                 append(run / "curve.csv", {"step": seen, **curve.measure(got[1])}, curve.fields)
                 rows = read_rows(run / "curve.csv")
-                curve.plot(rows, run / "curve.png", title)
+                curve.plot(rows, run / "curve.png", f"{title} ({run.name})")
         finally:
             child.send_signal(signal.SIGCONT)
         if seen >= start + args.max_more or (not args.no_stop and plateaued(rows, args.min_fall)):
